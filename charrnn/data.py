@@ -1,0 +1,349 @@
+"""Corpus to token-id arrays (streamed, memory-mapped, cached) and truncated-BPTT batching."""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from charrnn import tokenizers
+from charrnn.config import DataConfig
+from charrnn.errors import CharRNNError
+from charrnn.fileio import atomic_write
+
+log = logging.getLogger("charrnn")
+
+READ_BLOCK = 4 << 20  # bytes per read: big enough for vectorized encoding, small in memory
+CACHE_FORMAT = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading text
+
+
+def _looks_binary(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return b"\0" in f.read(8192)
+
+
+def resolve_sources(sources: list[str], spool_dir: Path) -> list[Path]:
+    """Expand folders to the text files below them (sorted); spool stdin to a file."""
+    files: list[Path] = []
+    for name in sources:
+        if name == "-":
+            spool_dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix="stdin-", suffix=".txt", dir=spool_dir)
+            with os.fdopen(fd, "wb") as f:
+                shutil.copyfileobj(sys.stdin.buffer, f)
+            files.append(Path(tmp))
+            continue
+        path = Path(name)
+        if path.is_dir():
+            found = [
+                p
+                for p in sorted(path.rglob("*"))
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                and not _looks_binary(p)
+            ]
+            if not found:
+                raise CharRNNError(f"folder {name} holds no text files")
+            files.extend(found)
+        elif path.is_file():
+            if not os.access(path, os.R_OK):
+                raise CharRNNError(f"cannot read {name}: permission denied")
+            files.append(path)
+        else:
+            raise CharRNNError(f"no such file or folder: {name}")
+    return files
+
+
+def read_text(files: list[Path], errors: str = "strict") -> Iterator[str]:
+    """Stream the files as text in blocks of whole lines; check UTF-8 and reject binary data."""
+    for path in files:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors=errors)
+        offset = 0
+        carry = ""
+        with open(path, "rb") as f:
+            while True:
+                block = f.read(READ_BLOCK)
+                nul = block.find(b"\0")
+                if nul >= 0:
+                    raise CharRNNError(f"{path} looks binary (NUL byte at offset {offset + nul}); give a text file")
+                try:
+                    text = decoder.decode(block, final=not block)
+                except UnicodeDecodeError as e:
+                    raise CharRNNError(
+                        f"{path} is not valid UTF-8 (byte offset {offset + e.start}); "
+                        "convert it, or pass --encoding-errors replace"
+                    ) from None
+                offset += len(block)
+                if not block:
+                    if carry:
+                        yield carry
+                    break
+                text = carry + text
+                cut = text.rfind("\n") + 1  # keep lines whole across blocks (matters for BPE)
+                if cut == 0 and len(text) < READ_BLOCK:
+                    carry = text
+                    continue
+                cut = cut or len(text)
+                carry = text[cut:]
+                yield text[:cut]
+
+
+def _iter_lines(files: list[Path], errors: str) -> Iterator[str]:
+    for chunk in read_text(files, errors):
+        yield from chunk.split("\n")
+
+
+def fingerprint(files: list[Path]) -> str:
+    """SHA-256 of the corpus bytes, in order; a changed corpus gives a new cache and a new hash."""
+    h = hashlib.sha256()
+    for path in files:
+        with open(path, "rb") as f:
+            while block := f.read(READ_BLOCK):
+                h.update(block)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokenizing into cached memory-mapped arrays
+
+
+def id_dtype(vocab_size: int) -> np.dtype:
+    """The smallest unsigned integer type that holds every id."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if vocab_size <= np.iinfo(dtype).max + 1:
+            return np.dtype(dtype)
+    raise CharRNNError(f"vocabulary of {vocab_size} is too large")
+
+
+def build_tokenizer(cfg: DataConfig, files: list[Path]) -> tokenizers.Tokenizer:
+    if cfg.tokenizer == "char":
+        return tokenizers.CharTokenizer.build(read_text(files, cfg.encoding_errors))
+    if cfg.tokenizer == "byte":
+        return tokenizers.ByteTokenizer()
+    return tokenizers.SentencePieceTokenizer.train(
+        cfg.tokenizer, _iter_lines(files, cfg.encoding_errors), cfg.vocab_size
+    )
+
+
+@dataclass
+class Split:
+    """One split's token ids (a read-only memory map) and the number of characters they encode."""
+
+    ids: np.ndarray
+    n_chars: int
+
+    @property
+    def chars_per_token(self) -> float:
+        return self.n_chars / max(1, len(self.ids))
+
+
+@dataclass
+class Corpus:
+    tokenizer: tokenizers.Tokenizer
+    train: Split
+    val: Split
+    sha256: str
+
+
+def _encode_to_file(
+    chunks: Iterator[str], tok: tokenizers.Tokenizer, path: Path, dtype: np.dtype, unknown: str
+) -> tuple[int, int]:
+    """Encode a stream of text into a flat id file; returns (tokens, characters)."""
+    n_tokens = n_chars = 0
+    with atomic_write(path) as f:
+        for chunk in chunks:
+            ids = tok.encode(chunk, unknown=unknown)
+            f.write(ids.astype(dtype).tobytes())
+            n_tokens += len(ids)
+            n_chars += len(chunk)
+    return n_tokens, n_chars
+
+
+def _split_chars(chunks: Iterator[str], n_first: int) -> tuple[Iterator[str], Iterator[str]]:
+    """Cut a chunk stream at a character index into two streams (consumed one after the other)."""
+    chunks = iter(chunks)
+    rest: list[str] = []
+
+    def first() -> Iterator[str]:
+        seen = 0
+        for chunk in chunks:
+            if seen + len(chunk) >= n_first:
+                cut = n_first - seen
+                yield chunk[:cut]
+                rest.append(chunk[cut:])
+                return
+            seen += len(chunk)
+            yield chunk
+
+    def second() -> Iterator[str]:
+        yield from rest
+        yield from chunks
+
+    return first(), second()
+
+
+def load_corpus(
+    cfg: DataConfig, tokenizer: tokenizers.Tokenizer | None = None, expect_sha256: str | None = None
+) -> Corpus:
+    """Tokenize the corpus (or reuse the cache) into memory-mapped train and validation ids.
+
+    Pass a tokenizer to encode with it (resuming, evaluating): characters it does not know are
+    dropped. Otherwise one is built from the training text. `expect_sha256` refuses a corpus
+    whose bytes changed. The cache is keyed by the corpus bytes, the split and the tokenizer.
+    """
+    cache = Path(cfg.cache_dir)
+    files = resolve_sources(cfg.sources, cache)
+    val_files = resolve_sources([cfg.val_file], cache) if cfg.val_file else []
+    if not any(p.stat().st_size for p in files):
+        raise CharRNNError("the corpus is empty; give a file with some text in it")
+    sha = fingerprint(files)
+    if expect_sha256 and sha != expect_sha256:
+        raise CharRNNError(
+            "the corpus differs from the one this run was trained on; "
+            "pass --allow-corpus-change to continue on the new text"
+        )
+    val_sha = fingerprint(val_files) if val_files else f"last {cfg.val_frac}"
+    tok_key = (
+        hashlib.sha256(json.dumps(tokenizer.to_state(), sort_keys=True).encode()).hexdigest()
+        if tokenizer
+        else f"{cfg.tokenizer}-{cfg.vocab_size if cfg.tokenizer in ('bpe', 'unigram') else ''}"
+    )
+    key = hashlib.sha256(f"{CACHE_FORMAT}|{sha}|{val_sha}|{tok_key}|{cfg.encoding_errors}".encode()).hexdigest()[:24]
+    meta_path = cache / f"{key}.json"
+    train_path, val_path = cache / f"{key}.train.bin", cache / f"{key}.val.bin"
+
+    meta = _read_meta(meta_path, train_path, val_path)
+    if meta is None:
+        given_tokenizer = tokenizer
+        if tokenizer is None:
+            tokenizer = build_tokenizer(cfg, files)
+        dtype = id_dtype(tokenizer.vocab_size)
+        # A separate validation file may hold characters the training text never shows.
+        val_unknown = "skip" if val_files or given_tokenizer is not None else "error"
+        if val_files:
+            train_chunks, val_chunks = read_text(files, cfg.encoding_errors), read_text(val_files, cfg.encoding_errors)
+        else:
+            n_chars = sum(len(c) for c in read_text(files, cfg.encoding_errors))
+            if n_chars == 0:
+                raise CharRNNError("the corpus is empty; give a file with some text in it")
+            n_train = n_chars - int(n_chars * cfg.val_frac)
+            train_chunks, val_chunks = _split_chars(read_text(files, cfg.encoding_errors), n_train)
+        cache.mkdir(parents=True, exist_ok=True)
+        train_unknown = "error" if given_tokenizer is None else "skip"
+        train_tokens, train_chars = _encode_to_file(train_chunks, tokenizer, train_path, dtype, train_unknown)
+        val_tokens, val_chars = _encode_to_file(val_chunks, tokenizer, val_path, dtype, val_unknown)
+        meta = {
+            "format": CACHE_FORMAT,
+            "tokenizer": tokenizer.to_state(),
+            "dtype": dtype.name,
+            "train": [train_tokens, train_chars],
+            "val": [val_tokens, val_chars],
+            "sha256": sha,
+        }
+        with atomic_write(meta_path) as f:
+            f.write(json.dumps(meta).encode())
+        log.info(
+            "tokenized %d file(s) with the %s tokenizer (cached in %s)",
+            len(files) + len(val_files),
+            cfg.tokenizer,
+            cache,
+        )
+    for path in files + val_files:  # spooled stdin is no longer needed
+        if path.parent == cache and path.name.startswith("stdin-"):
+            path.unlink()
+    if meta["train"][1] == 0:
+        raise CharRNNError("the corpus is empty; give a file with some text in it")
+    tokenizer = tokenizer or tokenizers.from_state(meta["tokenizer"])
+    return Corpus(
+        tokenizer=tokenizer,
+        train=Split(_memmap(train_path, meta["dtype"], meta["train"][0]), meta["train"][1]),
+        val=Split(_memmap(val_path, meta["dtype"], meta["val"][0]), meta["val"][1]),
+        sha256=sha,
+    )
+
+
+def _read_meta(meta_path: Path, *bins: Path) -> dict | None:
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("format") != CACHE_FORMAT or not all(p.exists() for p in bins):
+        return None
+    return meta
+
+
+def _memmap(path: Path, dtype: str, length: int) -> np.ndarray:
+    if length == 0:
+        return np.zeros(0, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=(length,))
+
+
+# ---------------------------------------------------------------------------------------------
+# Truncated-BPTT batching
+
+
+class BPTTBatches:
+    """Contiguous truncated-BPTT batches, as in pytorch/examples' batchify + get_batch.
+
+    The id stream is cut into `batch_size` parallel streams (rows); window i of every stream
+    covers positions [i*seq_len, (i+1)*seq_len) and its targets are the same positions plus one,
+    so each stream continues from one window to the next with no gap and no overlap. A shard
+    (rank, world) takes its own block of rows, for data-parallel training.
+    """
+
+    def __init__(
+        self,
+        ids: np.ndarray,
+        batch_size: int,
+        seq_len: int,
+        shard: tuple[int, int] = (0, 1),
+        allow_partial: bool = False,
+    ) -> None:
+        stream_len = len(ids) // batch_size
+        if stream_len < seq_len + 1:
+            raise CharRNNError(
+                f"the text ({len(ids):,} tokens) is too short for one batch of {batch_size} streams "
+                f"x {seq_len + 1} tokens; lower --batch-size or --seq-len, or give more text"
+            )
+        rank, world = shard
+        rows = batch_size // world
+        self.streams = ids[: batch_size * stream_len].reshape(batch_size, stream_len)[rank * rows : (rank + 1) * rows]
+        self.seq_len = seq_len
+        windows = stream_len - 1
+        self.steps_per_epoch = -(-windows // seq_len) if allow_partial else windows // seq_len
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch
+
+    def get(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets of window i, each (rows, <= seq_len) int64."""
+        start = i * self.seq_len
+        window = np.asarray(self.streams[:, start : start + self.seq_len + 1], dtype=np.int64)
+        block = torch.from_numpy(window)
+        return block[:, :-1], block[:, 1:]
+
+
+def stdlib_sources() -> list[str]:
+    """The Python standard library's own top-level modules: a corpus every Python install has."""
+    import sysconfig
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(str(p) for p in root.glob("*.py") if not _looks_binary(p))
+    if not files:
+        raise CharRNNError(f"found no standard-library sources under {root}")
+    return files

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from charrnn.config import CELLS, ModelConfig
+from charrnn.errors import CharRNNError
+from charrnn.model import CharRNN
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_shapes_and_state_for_each_cell(cell):
+    model = CharRNN(ModelConfig(vocab_size=30, cell=cell, hidden_size=24, embed_size=16, layers=3))
+    logits, state = model(torch.randint(30, (5, 7)))
+    assert logits.shape == (5, 7, 30)
+    assert len(state) == (2 if cell == "lstm" else 1)
+    assert all(s.shape == (3, 5, 24) for s in state)
+    logits2, _ = model(torch.randint(30, (5, 7)), state)  # the state carries into the next call
+    assert logits2.shape == (5, 7, 30)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_step_matches_the_sequence_kernel(cell):
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=20, cell=cell, hidden_size=32, embed_size=8, layers=2)).eval()
+    ids = torch.randint(20, (3, 6))
+    with torch.no_grad():
+        full, _ = model(ids)
+    state = model.init_state(3)
+    for t in range(6):
+        logits, state = model.step(ids[:, t], state)
+        torch.testing.assert_close(logits, full[:, t], atol=1e-5, rtol=1e-4)
+
+
+def test_irnn_starts_from_the_identity():
+    model = CharRNN(ModelConfig(vocab_size=10, cell="rnn-relu", hidden_size=16, embed_size=8, layers=2))
+    for k in range(2):
+        assert torch.equal(getattr(model.rnn, f"weight_hh_l{k}"), torch.eye(16))
+        assert not getattr(model.rnn, f"bias_hh_l{k}").any()
+
+
+def test_forget_bias_and_tied_weights():
+    model = CharRNN(ModelConfig(vocab_size=10, hidden_size=16, embed_size=16, forget_bias=1.0, tie_weights=True))
+    bias = model.rnn.bias_ih_l0 + model.rnn.bias_hh_l0
+    assert torch.equal(bias[16:32], torch.ones(16))
+    assert model.head.weight is model.embed.weight
+    with pytest.raises(CharRNNError, match="tie-weights"):
+        ModelConfig(vocab_size=10, hidden_size=16, embed_size=8, tie_weights=True)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_overfits_a_short_text(cell):
+    torch.manual_seed(0)
+    text = "the quick brown fox jumps over the lazy dog. " * 2
+    chars = sorted(set(text))
+    ids = torch.tensor([[chars.index(c) for c in text]])
+    model = CharRNN(ModelConfig(vocab_size=len(chars), cell=cell, hidden_size=64, embed_size=16, layers=1, dropout=0.0))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(300):
+        logits, _ = model(ids[:, :-1])
+        loss = F.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05
+
+
+@pytest.mark.parametrize("field", ["hidden_size", "layers", "embed_size"])
+def test_sizes_must_be_positive(field):
+    with pytest.raises(CharRNNError, match=field.replace("_", "-")):
+        ModelConfig(vocab_size=10, **{field: 0})

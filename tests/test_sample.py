@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import io
+import math
+
+import pytest
+import torch
+
+from charrnn import checkpoint
+from charrnn.config import SampleConfig
+from charrnn.errors import CharRNNError
+from charrnn.sample import apply_top_k, apply_top_p, generate, pick
+from charrnn.tokenizers import CharTokenizer
+from charrnn.ui import SampleWriter
+
+
+@pytest.fixture(scope="module")
+def model_and_tok(trained_run):
+    return checkpoint.build_model(checkpoint.load(trained_run / "best.pt"))
+
+
+def run(model_and_tok, **kw):
+    model, tok = model_and_tok
+    return generate(model, tok, SampleConfig(**kw))
+
+
+def test_length_counts_generated_characters(model_and_tok):
+    assert len(run(model_and_tok, length=123, seed=1)[0].text) == 123
+    assert run(model_and_tok, length=0, seed=1)[0].text == ""
+
+
+def test_greedy_top_k_1_and_beam_1_agree(model_and_tok):
+    greedy = run(model_and_tok, length=80, temperature=0, prime="KING")[0].text
+    assert run(model_and_tok, length=80, top_k=1, seed=3, prime="KING")[0].text == greedy
+    assert run(model_and_tok, length=80, beam=1, prime="KING")[0].text == greedy
+
+
+def test_seeds(model_and_tok):
+    a = run(model_and_tok, length=100, seed=5)[0].text
+    assert run(model_and_tok, length=100, seed=5)[0].text == a
+    assert run(model_and_tok, length=100, seed=6)[0].text != a
+
+
+def test_a_batch_of_samples_equals_single_runs_seeded_in_turn(model_and_tok):
+    batch = run(model_and_tok, length=60, num_samples=4, seed=10, temperature=0.9, prime="The ")
+    singles = [run(model_and_tok, length=60, seed=10 + i, temperature=0.9, prime="The ")[0] for i in range(4)]
+    assert [s.text for s in batch] == [s.text for s in singles]
+    assert [s.seed for s in batch] == [10, 11, 12, 13]
+    assert len({s.text for s in batch}) > 1
+
+
+def test_stop_string_ends_the_sample(model_and_tok):
+    text = run(model_and_tok, length=2000, seed=2, stop=["\n"], prime="A")[0].text
+    assert "\n" not in text and len(text) < 2000
+    streamed = []
+    model, tok = model_and_tok
+    out = generate(
+        model, tok, SampleConfig(length=2000, seed=2, stop=["\n"], prime="A"), emit=lambda i, t: streamed.append(t)
+    )
+    assert "".join(streamed) == out[0].text == text
+
+
+def test_unknown_prime_characters(model_and_tok):
+    with pytest.raises(CharRNNError, match="not in the model's vocabulary"):
+        run(model_and_tok, length=5, prime="日本")
+    assert len(run(model_and_tok, length=5, prime="日本A", unknown="skip", seed=1)[0].text) == 5
+
+
+def test_top_p_never_samples_outside_the_nucleus():
+    probs = torch.tensor([[0.5, 0.3, 0.1, 0.06, 0.04]])
+    filtered = apply_top_p(probs.log(), 0.75)
+    assert torch.isinf(filtered[0, 2:]).all() and torch.isfinite(filtered[0, :2]).all()
+    gen = torch.Generator().manual_seed(0)
+    draws = pick(filtered.expand(5000, -1), torch.rand(5000, generator=gen))
+    assert set(draws.tolist()) == {0, 1}
+    assert abs((draws == 0).float().mean().item() - 0.5 / 0.8) < 0.03  # renormalized within the nucleus
+
+
+def test_top_k_keeps_k():
+    logits = torch.tensor([[1.0, 4.0, 3.0, 2.0]])
+    assert torch.isfinite(apply_top_k(logits, 2)).tolist() == [[False, True, True, False]]
+
+
+class ChainModel:
+    """A hand-built model whose next-token distribution depends only on the last token."""
+
+    def __init__(self, table: dict[int, list[float]], vocab: int) -> None:
+        self.logp = torch.full((vocab, vocab), -1e9)
+        for prev, probs in table.items():
+            self.logp[prev] = torch.tensor(probs).log()
+
+    def eval(self):
+        return self
+
+    def init_state(self, batch, device=None):
+        return (torch.zeros(1, batch, 1),)
+
+    def __call__(self, ids, state):
+        return self.logp[ids], (ids[:, -1:].T[..., None].float(),)
+
+    def step(self, ids, state):
+        return self.logp[ids], (ids[None, :, None].float(),)
+
+
+def test_beam_search_finds_the_sequence_greedy_misses():
+    tok = CharTokenizer(["a", "b", "c", "s"])  # s is the start symbol
+    # After s: a 0.6, b 0.4. After a: all three 1/3. After b: c 0.9. Greedy takes a (0.6 * 1/3 = 0.2);
+    # the most probable two-step text is bc (0.4 * 0.9 = 0.36).
+    model = ChainModel(
+        {
+            3: [0.6, 0.4, 0.0, 0.0],
+            0: [1 / 3, 1 / 3, 1 / 3, 0.0],
+            1: [0.05, 0.05, 0.9, 0.0],
+            2: [1 / 3, 1 / 3, 1 / 3, 0.0],
+        },
+        4,
+    )
+    greedy = generate(model, tok, SampleConfig(length=2, temperature=0, prime="s"))[0]
+    assert greedy.text[0] == "a"
+    best = generate(model, tok, SampleConfig(length=2, beam=3, n_best=2, prime="s"))
+    assert best[0].text == "bc"
+    assert best[0].logprob == pytest.approx(math.log(0.36))
+    assert best[1].logprob <= best[0].logprob
+
+
+def test_beam_streams_exactly_the_returned_text(model_and_tok):
+    model, tok = model_and_tok
+    streamed = []
+    out = generate(model, tok, SampleConfig(length=150, beam=4, prime="The"), emit=lambda i, t: streamed.append(t))
+    assert "".join(streamed) == out[0].text and len(out[0].text) == 150
+
+
+def test_writer_echoes_the_prime_and_separates_samples(model_and_tok):
+    model, tok = model_and_tok
+    cfg = SampleConfig(length=20, num_samples=3, seed=1, prime="AB")
+    stream = io.StringIO()
+    writer = SampleWriter(stream, "text", "\n--\n", cfg)
+    samples = generate(model, tok, cfg, emit=writer.emit)
+    writer.finish(samples)
+    assert stream.getvalue() == "\n--\n".join("AB" + s.text for s in samples)
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"temperature": -1}, "--temp"),
+        ({"top_p": 0}, "--top-p"),
+        ({"top_p": 1.5}, "--top-p"),
+        ({"beam": 0}, "--beam"),
+        ({"length": -1}, "--length"),
+        ({"num_samples": 0}, "--num-samples"),
+        ({"top_k": -2}, "--top-k"),
+    ],
+)
+def test_bad_settings_are_named(kw, message):
+    with pytest.raises(CharRNNError, match=message):
+        SampleConfig(**kw)

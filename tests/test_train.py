@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from charrnn import checkpoint, train
+from charrnn.config import DataConfig, TrainConfig
+from charrnn.errors import CharRNNError
+
+from .conftest import SMALL_MODEL
+
+KEYS = {"step", "epoch", "chars", "time", "train_loss", "lr", "grad_norm", "clipped", "chars_per_sec"}
+
+
+def test_loss_falls_and_metrics_are_logged(trained_run):
+    records = [json.loads(line) for line in (trained_run / "metrics.jsonl").read_text().splitlines()]
+    assert all(set(r) >= KEYS for r in records)
+    evals = [r for r in records if "val_loss" in r]
+    vocab = checkpoint.load(trained_run / "best.pt")["model_config"]["vocab_size"]
+    assert evals and evals[-1]["val_loss"] < math.log(vocab) - 1.5  # far below a uniform guess
+    assert evals[-1]["val_bpc"] == pytest.approx(evals[-1]["val_loss"] / math.log(2), rel=1e-4)
+    assert records[0]["train_loss"] > records[-1]["train_loss"]
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(batch_size=8, seq_len=16, eval_every=5, log_every=2, warmup_steps=3, min_lr_frac=1.0, seed=3)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_resume_is_bit_identical(tmp_path, shakespeare_head):
+    data = DataConfig(sources=[str(shakespeare_head)], cache_dir=str(tmp_path / "cache"))
+    model = {**SMALL_MODEL, "dropout": 0.2}  # dropout makes the RNG state matter
+    whole = train.train(data, model, _cfg(max_steps=14), out=str(tmp_path / "whole"))
+    train.train(data, model, _cfg(max_steps=8), out=str(tmp_path / "split"))
+    resumed = train.resume(str(tmp_path / "split"), {"max_steps": 14})
+    a = checkpoint.load(tmp_path / "whole" / "last.pt")["model"]
+    b = checkpoint.load(tmp_path / "split" / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    def losses(hist):
+        return [(r["step"], r["train_loss"]) for r in hist if "train_loss" in r and r["step"] > 8]
+
+    assert losses(whole.history) == losses(resumed.history)
+
+
+def test_resume_refuses_a_changed_corpus(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text("to be or not to be, that is the question.\n" * 40)
+    data = DataConfig(sources=[str(path)], cache_dir=str(tmp_path / "cache"))
+    train.train(data, SMALL_MODEL, _cfg(max_steps=2), out=str(tmp_path / "run"))
+    path.write_text("to be or not to be, that is the question!\n" * 40)
+    with pytest.raises(CharRNNError, match="allow-corpus-change"):
+        train.resume(str(tmp_path / "run"), {"max_steps": 4})
+    assert train.resume(str(tmp_path / "run"), {"max_steps": 4}, allow_corpus_change=True).steps == 4
+
+
+def test_an_existing_run_is_never_overwritten(tmp_path, shakespeare_head):
+    data = DataConfig(sources=[str(shakespeare_head)], cache_dir=str(tmp_path / "cache"))
+    train.train(data, SMALL_MODEL, _cfg(max_steps=2), out=str(tmp_path / "run"))
+    before = (tmp_path / "run" / "best.pt").read_bytes()
+    with pytest.raises(CharRNNError, match="already holds a run"):
+        train.train(data, SMALL_MODEL, _cfg(max_steps=2), out=str(tmp_path / "run"))
+    assert (tmp_path / "run" / "best.pt").read_bytes() == before
+
+
+def test_non_finite_steps_are_skipped_then_rolled_back(tmp_path, shakespeare_head, monkeypatch):
+    data = DataConfig(sources=[str(shakespeare_head)], cache_dir=str(tmp_path / "cache"))
+    real_step = train.Trainer._train_step
+    calls = {"n": 0}
+
+    def flaky(self, x, y, lr):
+        calls["n"] += 1
+        if 6 <= calls["n"] < 12:  # six bad steps in a row: more than MAX_BAD_STEPS
+            return torch.tensor(math.nan), torch.tensor(math.nan), False
+        return real_step(self, x, y, lr)
+
+    monkeypatch.setattr(train.Trainer, "_train_step", flaky)
+    result = train.train(data, SMALL_MODEL, _cfg(max_steps=10), out=str(tmp_path / "run"))
+    assert result.steps == 10 and math.isfinite(result.best_val_loss)
+    ckpt = checkpoint.load(tmp_path / "run" / "last.pt")
+    assert ckpt["cursor"]["rollbacks"] == 1 and ckpt["cursor"]["lr_scale"] == 0.5
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("10m", 600), ("1h30m", 5400), ("45", 45), ("1.5h", 5400)])
+def test_durations(text, seconds):
+    assert train.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "10x", "m", "-5s"])
+def test_bad_durations(text):
+    with pytest.raises(CharRNNError, match="duration"):
+        train.parse_duration(text)
+
+
+def test_precision_and_device_checks():
+    assert train.resolve_device("cpu").type == "cpu"
+    with pytest.raises(CharRNNError, match="unknown device"):
+        train.resolve_device("tpu:0")
+    if not torch.cuda.is_available():
+        with pytest.raises(CharRNNError, match="no CUDA GPU"):
+            train.resolve_device("cuda")
+    with pytest.raises(CharRNNError, match="fp16 needs a GPU"):
+        train.resolve_precision("fp16", torch.device("cpu"))
+    assert train.resolve_precision("fp32", torch.device("cpu")) is None
+
+
+def test_lr_schedule_warms_up_then_decays():
+    cfg = TrainConfig(lr=1.0, warmup_steps=10, min_lr_frac=0.1, max_steps=100)
+    assert train.lr_at(cfg, 0, 0.0) == pytest.approx(0.1)
+    assert train.lr_at(cfg, 9, 0.09) < 1.0 and train.lr_at(cfg, 10, 0.1) > train.lr_at(cfg, 50, 0.5)
+    assert train.lr_at(cfg, 100, 1.0) == pytest.approx(0.1)
