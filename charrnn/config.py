@@ -66,7 +66,7 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     # Defaults chosen for the best validation loss in 10-30 minutes on a 2-core CPU
-    # (measured in bench/results/defaults_sweep.json; see README, "Benchmarks").
+    # (bench/defaults_sweep.py; results in bench/results/defaults_sweep.json, README "Benchmarks").
     batch_size: int = 16
     seq_len: int = 128
     lr: float = 3e-3

@@ -243,6 +243,7 @@ class Trainer:
         if len(self.corpus.val.ids) < 2:
             raise CharRNNError("the validation split is empty; raise --val-frac or give --val-file")
         self.optimizer = self._make_optimizer()
+        self.scaler = torch.amp.GradScaler("cuda") if self.autocast_dtype == torch.float16 else None
         self.cursor = Cursor()
         self.state: State = self.model.init_state(self.batches.streams.shape[0], self.device)
         if resume is not None:
@@ -269,6 +270,8 @@ class Trainer:
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scaler is not None and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
         self.cursor = Cursor(**ckpt["cursor"])
         rows = self.batches.streams.shape[0]
         start = self.dist.rank * rows
@@ -287,6 +290,7 @@ class Trainer:
             "tokenizer": self.corpus.tokenizer.to_state(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
             "cursor": asdict(self.cursor),
             "state": tuple(s.detach().cpu() for s in distributed.gather_rows(self.state, self.dist)),
             "rng": _rng_state(),
@@ -353,12 +357,24 @@ class Trainer:
             logits, new_state = self.forward(x, state)
         loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm, foreach=True)
-        finite = bool(torch.isfinite(loss.detach() + norm))  # one host sync per step
+        if self.scaler is None:
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm, foreach=True)
+            finite = bool(torch.isfinite(loss.detach() + norm))  # one host sync per step
+            if finite:
+                self.optimizer.step()
+        else:
+            # fp16: scale the loss so small gradients survive; the scaler skips overflowed steps
+            # itself while it calibrates, so only a non-finite loss counts as a fault here.
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm, foreach=True)
+            finite = bool(torch.isfinite(loss.detach()))
+            if finite:
+                self.scaler.step(self.optimizer)
+            self.scaler.update()
         if finite:
-            self.optimizer.step()
             self.state = new_state
         return loss.detach(), norm.detach(), finite
 
