@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+import random
 import shutil
 import sys
 import tempfile
@@ -25,7 +26,8 @@ from charrnn.fileio import atomic_write
 log = logging.getLogger("charrnn")
 
 READ_BLOCK = 4 << 20  # bytes per read: big enough for vectorized encoding, small in memory
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+SP_SAMPLE_CHARS = 10_000_000  # SentencePiece trains on at most about this much text (bounded memory)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,11 +105,6 @@ def read_text(files: list[Path], errors: str = "strict") -> Iterator[str]:
                 yield text[:cut]
 
 
-def _iter_lines(files: list[Path], errors: str) -> Iterator[str]:
-    for chunk in read_text(files, errors):
-        yield from chunk.split("\n")
-
-
 def fingerprint(files: list[Path]) -> str:
     """SHA-256 of the corpus bytes, in order; a changed corpus gives a new cache and a new hash."""
     h = hashlib.sha256()
@@ -130,14 +127,41 @@ def id_dtype(vocab_size: int) -> np.dtype:
     raise CharRNNError(f"vocabulary of {vocab_size} is too large")
 
 
-def build_tokenizer(cfg: DataConfig, files: list[Path]) -> tokenizers.Tokenizer:
+@dataclass
+class Scan:
+    """What one pass over the training text learns: its length, and what builds the tokenizer."""
+
+    n_chars: int
+    chars: tokenizers.CharSet
+    sample: list[str]  # SentencePiece training sentences, at most about SP_SAMPLE_CHARS
+
+
+def scan(files: list[Path], errors: str, tokenizer: str) -> Scan:
+    """Count the characters; collect the character set (char) or a training sample (bpe, unigram).
+
+    For SentencePiece the sample is a contiguous slice of every block, in proportion, so that it
+    spreads over the whole corpus and stays bounded in memory however large the corpus is.
+    """
+    fraction = SP_SAMPLE_CHARS / max(1, sum(p.stat().st_size for p in files))  # bytes >= characters
+    rng = random.Random(0)  # the same corpus gives the same sample, so the same tokenizer
+    result = Scan(0, tokenizers.CharSet(), [])
+    for chunk in read_text(files, errors):
+        result.n_chars += len(chunk)
+        if tokenizer == "char":
+            result.chars.add(chunk)
+        elif tokenizer in ("bpe", "unigram"):
+            take = len(chunk) if fraction >= 1 else round(len(chunk) * fraction)
+            start = rng.randrange(len(chunk) - take + 1)
+            result.sample.extend(tokenizers.sentences(chunk[start : start + take]))
+    return result
+
+
+def build_tokenizer(cfg: DataConfig, found: Scan) -> tokenizers.Tokenizer:
     if cfg.tokenizer == "char":
-        return tokenizers.CharTokenizer.build(read_text(files, cfg.encoding_errors))
+        return tokenizers.CharTokenizer(found.chars.chars())
     if cfg.tokenizer == "byte":
         return tokenizers.ByteTokenizer()
-    return tokenizers.SentencePieceTokenizer.train(
-        cfg.tokenizer, _iter_lines(files, cfg.encoding_errors), cfg.vocab_size
-    )
+    return tokenizers.SentencePieceTokenizer.train(cfg.tokenizer, found.sample, cfg.vocab_size)
 
 
 @dataclass
@@ -230,18 +254,18 @@ def load_corpus(
     meta = _read_meta(meta_path, train_path, val_path)
     if meta is None:
         given_tokenizer = tokenizer
+        found = scan(files, cfg.encoding_errors, cfg.tokenizer if tokenizer is None else "none")
+        if found.n_chars == 0:
+            raise CharRNNError("the corpus is empty; give a file with some text in it")
         if tokenizer is None:
-            tokenizer = build_tokenizer(cfg, files)
+            tokenizer = build_tokenizer(cfg, found)
         dtype = id_dtype(tokenizer.vocab_size)
         # A separate validation file may hold characters the training text never shows.
         val_unknown = "skip" if val_files or given_tokenizer is not None else "error"
         if val_files:
             train_chunks, val_chunks = read_text(files, cfg.encoding_errors), read_text(val_files, cfg.encoding_errors)
         else:
-            n_chars = sum(len(c) for c in read_text(files, cfg.encoding_errors))
-            if n_chars == 0:
-                raise CharRNNError("the corpus is empty; give a file with some text in it")
-            n_train = n_chars - int(n_chars * cfg.val_frac)
+            n_train = found.n_chars - int(found.n_chars * cfg.val_frac)
             train_chunks, val_chunks = _split_chars(read_text(files, cfg.encoding_errors), n_train)
         cache.mkdir(parents=True, exist_ok=True)
         train_unknown = "error" if given_tokenizer is None else "skip"

@@ -10,12 +10,17 @@ from __future__ import annotations
 import base64
 import codecs
 import io
+import itertools
+import logging
+import re
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 import numpy as np
 
 from charrnn.errors import CharRNNError
+
+log = logging.getLogger("charrnn")
 
 
 class Tokenizer(Protocol):
@@ -25,7 +30,7 @@ class Tokenizer(Protocol):
     @property
     def vocab_size(self) -> int: ...
 
-    def encode(self, text: str, unknown: str = "error") -> np.ndarray: ...
+    def encode(self, text: str, unknown: str = "error") -> np.ndarray: ...  # integer ids, dtype varies
 
     def to_state(self) -> dict: ...
 
@@ -51,7 +56,35 @@ class StreamDecoder:
 
 
 def _codepoints(text: str) -> np.ndarray:
+    if text.isascii():  # O(1) check; one byte per character is 4x less to move
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
     return np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+
+
+class CharSet:
+    """The distinct characters of a text stream, collected chunk by chunk."""
+
+    def __init__(self) -> None:
+        self.ascii = b""
+        self.other = np.zeros(0, dtype=bool)  # other[c]: code point c was seen
+
+    def add(self, text: str) -> None:
+        if text.isascii():
+            # bytes.translate deletes the known characters at memory speed; what is left is new.
+            new = text.encode("ascii").translate(None, self.ascii)
+            if new:
+                self.ascii = bytes(sorted(set(self.ascii) | set(new)))
+            return
+        seen = np.bincount(_codepoints(text)) > 0
+        if len(seen) > len(self.other):
+            seen[: len(self.other)] |= self.other
+            self.other = seen
+        else:
+            self.other[: len(seen)] |= seen
+
+    def chars(self) -> list[str]:
+        codes = set(self.ascii) | set(np.flatnonzero(self.other).tolist())
+        return [chr(c) for c in sorted(codes)]
 
 
 class CharTokenizer:
@@ -66,24 +99,35 @@ class CharTokenizer:
         self.pieces = [c.encode("utf-8", errors="surrogatepass") for c in self.chars]
         codes = np.array([ord(c) for c in self.chars], dtype=np.int64)
         # Dense code point -> id table: one vectorized gather encodes a whole chunk.
-        self._table = np.full(int(codes.max()) + 2, -1, dtype=np.int64)
+        self._table = np.full(int(codes.max()) + 2, -1, dtype=np.int32)
         self._table[codes] = np.arange(len(codes))
+        # ASCII characters have the lowest code points, so their ids are below 128 and fit a
+        # bytes.translate table; 255 marks a character not in the vocabulary.
+        ascii_ids = np.full(256, 255, dtype=np.uint8)
+        known = codes[codes < 128]
+        ascii_ids[known] = self._table[known]
+        self._ascii = ascii_ids.tobytes()
 
     @classmethod
     def build(cls, chunks: Iterable[str]) -> CharTokenizer:
-        seen = np.zeros(0, dtype=np.uint32)
+        charset = CharSet()
         for chunk in chunks:
-            seen = np.union1d(seen, np.unique(_codepoints(chunk)))
-        return cls([chr(c) for c in seen.tolist()])
+            charset.add(chunk)
+        return cls(charset.chars())
 
     @property
     def vocab_size(self) -> int:
         return len(self.chars)
 
     def encode(self, text: str, unknown: str = "error") -> np.ndarray:
-        codes = _codepoints(text).astype(np.int64)
-        codes = np.minimum(codes, len(self._table) - 1)  # the last table slot is always -1
-        ids = self._table[codes]
+        if text.isascii():
+            ids = text.encode("ascii").translate(self._ascii)
+            if b"\xff" not in ids:
+                return np.frombuffer(bytearray(ids), dtype=np.uint8)
+        codes = _codepoints(text)
+        if len(codes) and codes.max() >= len(self._table):
+            codes = np.minimum(codes, len(self._table) - 1)  # the last table slot is always -1
+        ids = self._table.take(codes)
         missing = ids < 0
         if missing.any():
             if unknown == "skip":
@@ -110,8 +154,7 @@ class ByteTokenizer:
         return 256
 
     def encode(self, text: str, unknown: str = "error") -> np.ndarray:
-        data = text.encode("utf-8", errors="surrogatepass")
-        return np.frombuffer(data, dtype=np.uint8).astype(np.int64)
+        return np.frombuffer(bytearray(text.encode("utf-8", errors="surrogatepass")), dtype=np.uint8)
 
     def to_state(self) -> dict:
         return {"kind": self.kind}
@@ -126,16 +169,53 @@ _SP_OPTIONS = dict(
     byte_fallback=True,
     user_defined_symbols=["\n", "\t"],
     allow_whitespace_only_pieces=True,
-    character_coverage=0.9995,
     unk_surface="",
     bos_id=-1,
     eos_id=-1,
-    max_sentence_length=1 << 15,
-    input_sentence_size=2_000_000,
-    shuffle_input_sentence=True,
-    train_extremely_large_corpus=False,
+    max_sentence_length=1 << 15,  # bytes; sentences are at most MAX_SENTENCE characters
     minloglevel=2,
 )
+_SP_META_PIECES = 3 + 256  # <unk>, "\n", "\t" and the 256 byte pieces
+_SP_COVERAGE = 0.9995  # SentencePiece's default character_coverage
+SPACE_MARK = "\u2581"  # SentencePiece's stand-in for a space
+MAX_SENTENCE = 2048  # characters; encoding cost grows faster than linearly with sentence length
+# Lines (newline kept) cut to MAX_SENTENCE characters, and each SPACE_MARK on its own.
+_SENTENCE = re.compile(f"[^\n{SPACE_MARK}]{{1,{MAX_SENTENCE}}}\n?|\n|{SPACE_MARK}")
+
+
+def sentences(text: str) -> list[str]:
+    """The training sentences SentencePiece sees in text: the same cuts as encoding, no newlines."""
+    return [s.rstrip("\n") for s in _SENTENCE.findall(text) if s != SPACE_MARK]
+
+
+def _fit_characters(lines: list[str], vocab_size: int, kind: str) -> list[str]:
+    """The lines, with characters that would not fit the vocabulary turned into sentence breaks.
+
+    SentencePiece keeps every character among those covering 99.95% of the text (and accepts
+    no coverage below 98%), and refuses a vocabulary smaller than that set: about 2,500
+    characters for 63k characters of Chinese lyrics. With byte fallback the rarer characters
+    are still encoded exactly, as their UTF-8 bytes; so train on the most frequent characters,
+    in three quarters of the free slots, and leave the rest of the slots for merges.
+    """
+    counts = np.bincount(_codepoints("".join(lines)))
+    used = np.flatnonzero(counts)
+    room = max(1, (vocab_size - _SP_META_PIECES) * 3 // 4)
+    if len(used) <= room:
+        return lines
+    by_freq = used[np.argsort(-counts[used], kind="stable")]
+    share = counts[by_freq[:room]].sum() / counts.sum()
+    log.info(
+        "%s: %d distinct characters are too many for --vocab-size %d; the %d most frequent (%.2f%% of the text) "
+        "get pieces, the rest are spelled as UTF-8 bytes",
+        kind,
+        len(used),
+        vocab_size,
+        room,
+        100 * share,
+    )
+    # A user-defined piece ("\n") is never merged with its neighbours: a clean sentence break.
+    rare = dict.fromkeys(by_freq[room:].tolist(), "\n")
+    return [line.translate(rare) for line in lines]
 
 
 class SentencePieceTokenizer:
@@ -148,6 +228,8 @@ class SentencePieceTokenizer:
         self.model_proto = model_proto
         self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
         self.pieces = [self._piece_bytes(i) for i in range(self.sp.get_piece_size())]
+        # SentencePiece reads a literal SPACE_MARK as a space: spell it as its UTF-8 bytes instead.
+        self._mark_ids = [self.sp.piece_to_id(f"<0x{b:02X}>") for b in SPACE_MARK.encode()]
 
     def _piece_bytes(self, i: int) -> bytes:
         sp = self.sp
@@ -155,32 +237,46 @@ class SentencePieceTokenizer:
             return bytes([int(sp.id_to_piece(i)[1:-1], 16)])  # "<0xAB>"
         if sp.is_control(i) or sp.is_unknown(i):
             return b""
-        return sp.id_to_piece(i).replace("\u2581", " ").encode("utf-8")
+        return sp.id_to_piece(i).replace(SPACE_MARK, " ").encode("utf-8")
 
     @classmethod
-    def train(cls, kind: str, lines: Iterable[str], vocab_size: int) -> SentencePieceTokenizer:
+    def train(cls, kind: str, lines: list[str], vocab_size: int) -> SentencePieceTokenizer:
+        """Train on `lines` (a bounded sample for large corpora), one sentence each, no newlines."""
         import sentencepiece as spm
 
         model = io.BytesIO()
         try:
             spm.SentencePieceTrainer.train(
-                sentence_iterator=iter(lines),
+                sentence_iterator=iter(_fit_characters(lines, vocab_size, kind)),
                 model_writer=model,
                 model_type=kind,
                 vocab_size=vocab_size,
-                hard_vocab_limit=False,
+                hard_vocab_limit=False,  # a small corpus gets the pieces it has, not an error
+                character_coverage=_SP_COVERAGE,
                 **_SP_OPTIONS,
             )
         except RuntimeError as e:
             raise CharRNNError(f"SentencePiece could not train a {kind} model: {e}") from None
-        return cls(kind, model.getvalue())
+        tok = cls(kind, model.getvalue())
+        if tok.vocab_size < vocab_size:
+            log.info("%s: the text yields %d pieces, fewer than --vocab-size %d", kind, tok.vocab_size, vocab_size)
+        return tok
 
     @property
     def vocab_size(self) -> int:
         return len(self.pieces)
 
     def encode(self, text: str, unknown: str = "error") -> np.ndarray:
-        return np.asarray(self.sp.encode(text), dtype=np.int64)
+        # Short sentences keep SentencePiece fast; "\n" is a piece of its own, so cutting after
+        # it changes nothing, and a cut inside a long line only moves one piece boundary.
+        parts = _SENTENCE.findall(text)
+        try:
+            encoded = self.sp.encode(parts)
+        except (TypeError, UnicodeEncodeError):  # a lone surrogate, e.g. from undecodable argv bytes
+            raise CharRNNError("the text holds invalid Unicode (lone surrogates); give valid UTF-8") from None
+        if SPACE_MARK in text:
+            encoded = [self._mark_ids if p == SPACE_MARK else ids for p, ids in zip(parts, encoded, strict=True)]
+        return np.fromiter(itertools.chain.from_iterable(encoded), dtype=np.int64)
 
     def to_state(self) -> dict:
         return {"kind": self.kind, "model_proto": base64.b64encode(self.model_proto).decode()}

@@ -5,14 +5,17 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from charrnn import data
 from charrnn.config import DataConfig
 from charrnn.data import BPTTBatches, id_dtype, load_corpus
 from charrnn.errors import CharRNNError
+from charrnn.tokenizers import decode
 
 
+@settings(deadline=None)  # the machine is shared: wall-clock deadlines would make this flaky
 @given(
     n=st.integers(50, 3000),
     batch_size=st.integers(1, 8),
@@ -118,3 +121,27 @@ def test_encoding_errors_replace(tmp_path):
 def test_missing_source(tmp_path):
     with pytest.raises(CharRNNError, match="no such file"):
         load_corpus(DataConfig(sources=[str(tmp_path / "nope.txt")], cache_dir=str(tmp_path)))
+
+
+@pytest.mark.parametrize("kind", ["char", "byte", "bpe", "unigram"])
+def test_every_tokenizer_holds_out_the_same_validation_text(tmp_path, shakespeare_head, kind):
+    # Bits per character compare across tokenizers only if they score the same characters.
+    text = shakespeare_head.read_text(encoding="utf-8")
+    cfg = DataConfig(sources=[str(shakespeare_head)], tokenizer=kind, vocab_size=400, cache_dir=str(tmp_path))
+    corpus = load_corpus(cfg)
+    n_train = len(text) - int(len(text) * 0.1)
+    assert (corpus.train.n_chars, corpus.val.n_chars) == (n_train, len(text) - n_train)
+    assert decode(corpus.tokenizer, corpus.val.ids) == text[n_train:]
+    assert decode(corpus.tokenizer, corpus.train.ids) == text[:n_train]
+
+
+def test_sentencepiece_sample_is_bounded_and_spread(tmp_path, monkeypatch):
+    path = tmp_path / "c.txt"
+    path.write_text("".join(f"line {i:06d}\n" for i in range(20_000)))  # 240 kB
+    monkeypatch.setattr(data, "READ_BLOCK", 16_000)
+    monkeypatch.setattr(data, "SP_SAMPLE_CHARS", 12_000)
+    found = data.scan([path], "strict", "bpe")
+    assert found.n_chars == 240_000
+    assert 10_000 < sum(len(s) for s in found.sample) <= 12_000
+    numbers = [int(s[5:]) for s in found.sample if len(s) == 11 and s.startswith("line ")]
+    assert min(numbers) < 2_000 and max(numbers) > 18_000  # from every block, not just the head

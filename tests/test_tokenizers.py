@@ -6,15 +6,24 @@ from hypothesis import strategies as st
 
 from charrnn import tokenizers
 from charrnn.errors import CharRNNError
-from charrnn.tokenizers import ByteTokenizer, CharTokenizer, SentencePieceTokenizer, StreamDecoder, decode
+from charrnn.tokenizers import ByteTokenizer, CharTokenizer, SentencePieceTokenizer, StreamDecoder, decode, sentences
+from tests.conftest import corpus
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\n\tAll:  Speak, speak.  \n"
 
 
+# Characters SentencePiece treats specially: its space mark, line and paragraph separators, controls.
+AWKWARD = "\u2581 \t\n\r\x0b\x0c\x1c\x85\u2028\u3000\x00\ufeff"
+
+
 @pytest.fixture(scope="module")
 def bpe(shakespeare_head) -> SentencePieceTokenizer:
-    lines = shakespeare_head.read_text(encoding="utf-8").split("\n")
-    return SentencePieceTokenizer.train("bpe", lines, 400)
+    return SentencePieceTokenizer.train("bpe", sentences(shakespeare_head.read_text(encoding="utf-8")), 400)
+
+
+@pytest.fixture(scope="module")
+def unigram(shakespeare_head) -> SentencePieceTokenizer:
+    return SentencePieceTokenizer.train("unigram", sentences(shakespeare_head.read_text(encoding="utf-8")), 400)
 
 
 @given(st.text(alphabet=st.sampled_from(sorted(set(TEXT + "日本語é"))), max_size=300))
@@ -31,30 +40,60 @@ def test_byte_round_trip_for_any_unicode(text):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.text(max_size=120))
-def test_sentencepiece_round_trip_for_any_unicode(bpe, text):
+@given(st.text(max_size=120) | st.text(alphabet=st.sampled_from(AWKWARD + "ab"), max_size=40))
+@pytest.mark.parametrize("kind", ["bpe", "unigram"])
+def test_sentencepiece_round_trip_for_any_unicode(kind, bpe, unigram, text):
+    tok = {"bpe": bpe, "unigram": unigram}[kind]
+    assert decode(tok, tok.encode(text)) == text
+
+
+@pytest.mark.parametrize("kind", ["bpe", "unigram"])
+def test_sentencepiece_keeps_whitespace_and_newlines(kind, bpe, unigram):
+    tok = {"bpe": bpe, "unigram": unigram}[kind]
+    assert decode(tok, tok.encode(TEXT)) == TEXT
+    assert len(tok.encode(TEXT)) < len(TEXT)  # it does merge characters
+
+
+def test_long_lines_round_trip(bpe):
+    text = ("speak, " * 2000).strip() + "\n" + "x" * 5000
     assert decode(bpe, bpe.encode(text)) == text
 
 
-def test_sentencepiece_keeps_whitespace_and_newlines(bpe):
-    assert decode(bpe, bpe.encode(TEXT)) == TEXT
-    assert len(bpe.encode(TEXT)) < len(TEXT)  # it does merge characters
+def test_a_vocabulary_smaller_than_the_alphabet_falls_back_to_bytes(caplog):
+    text = corpus("jaychou_lyrics.txt").read_text(encoding="utf-8")
+    assert len(set(text)) > 2000  # SentencePiece alone refuses this vocabulary size
+    with caplog.at_level("INFO", logger="charrnn"):
+        tok = SentencePieceTokenizer.train("bpe", sentences(text), 500)
+    assert "spelled as UTF-8 bytes" in caplog.text
+    assert tok.vocab_size <= 500
+    ids = tok.encode(text)
+    assert decode(tok, ids) == text
+    assert len(ids) < len(text.encode())  # common characters are pieces, not bytes
 
 
-@pytest.mark.parametrize("kind", ["char", "byte", "bpe"])
-def test_state_rebuilds_the_same_tokenizer(kind, bpe):
-    tok = {"char": CharTokenizer.build([TEXT]), "byte": ByteTokenizer(), "bpe": bpe}[kind]
+@pytest.mark.parametrize("kind", ["char", "byte", "bpe", "unigram"])
+def test_state_rebuilds_the_same_tokenizer(kind, bpe, unigram):
+    tok = {"char": CharTokenizer.build([TEXT]), "byte": ByteTokenizer(), "bpe": bpe, "unigram": unigram}[kind]
     again = tokenizers.from_state(tok.to_state())
     assert again.pieces == tok.pieces
     assert (again.encode(TEXT) == tok.encode(TEXT)).all()
 
 
-def test_char_ids_follow_code_point_order_and_unknowns_are_named():
-    tok = CharTokenizer.build(["banana"])
-    assert tok.chars == ["a", "b", "n"]
+@pytest.mark.parametrize("extra", ["", "é"])  # the ASCII fast path and the general one
+def test_char_ids_follow_code_point_order_and_unknowns_are_named(extra):
+    tok = CharTokenizer.build(["banana" + extra, "日"])
+    assert tok.chars == ["a", "b", "n", *extra, "日"]
+    assert tok.encode("nab" + extra).tolist() == [2, 0, 1] + ([3] if extra else [])
     with pytest.raises(CharRNNError, match="'z'"):
-        tok.encode("bz")
-    assert decode(tok, tok.encode("bzaz", unknown="skip")) == "ba"
+        tok.encode("bz" + extra)
+    assert decode(tok, tok.encode("bzaz" + extra, unknown="skip")) == "ba" + extra
+
+
+def test_char_set_collects_across_chunks():
+    charset = tokenizers.CharSet()
+    for chunk in ["abc", "日本", "cab\n", "\U0001f600 x"]:
+        charset.add(chunk)
+    assert charset.chars() == sorted(set("abc日本\n\U0001f600 x"))
 
 
 def test_stream_decoder_holds_back_partial_utf8():

@@ -1,0 +1,204 @@
+"""Tokenization speed and peak memory per tokenizer, on a real text repeated to 100 MB and 1 GB.
+
+    nice -n 10 python bench/tokenize.py                      # 100 MB and 1 GB, all four tokenizers
+    python bench/tokenize.py --sizes 100 --tokenizers char    # a quick look
+
+Each case runs in a fresh subprocess (`--child`) that tokenizes the corpus into an empty cache
+with charrnn.data.load_corpus (fingerprint, scan, tokenizer training, encoding to the memory
+map) and reports its wall time and peak resident memory (VmHWM). The "train" line tokenizes the
+1 GB corpus with chars and trains a few steps from the memory map; its memory is compared with
+the same training on a 1 MB corpus, which holds what the model itself needs. Corpora and caches
+live in a temporary folder under /tmp that is removed at the end. Prints a table and writes
+bench/results/tokenize.json.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# This file shares its name with the standard library's tokenize module: keep its folder off
+# the import path, or `python bench/tokenize.py` would shadow it.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
+MB = 1_000_000
+TRAIN_MODEL = {"hidden_size": 128, "embed_size": 64, "layers": 2, "dropout": 0.0}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM), file-backed pages of memory maps included."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def child_tokenize(corpus: str, tokenizer: str, cache: str) -> dict:
+    from charrnn.config import DataConfig
+    from charrnn.data import load_corpus
+
+    start = time.perf_counter()
+    loaded = load_corpus(DataConfig(sources=[corpus], tokenizer=tokenizer, cache_dir=cache))
+    seconds = time.perf_counter() - start
+    tokens = len(loaded.train.ids) + len(loaded.val.ids)
+    chars = loaded.train.n_chars + loaded.val.n_chars
+    return {"seconds": seconds, "tokens": tokens, "chars_per_token": chars / tokens}
+
+
+def child_train(corpus: str, val_file: str, cache: str, steps: int) -> dict:
+    from charrnn import train
+    from charrnn.config import DataConfig, TrainConfig
+
+    start = time.perf_counter()
+    train.train(
+        DataConfig(sources=[corpus], val_file=val_file, cache_dir=cache),
+        TRAIN_MODEL,
+        TrainConfig(max_steps=steps, eval_every=steps, batch_size=16, seq_len=128, device="cpu"),
+        out=str(Path(cache) / "run"),
+    )
+    return {"seconds": time.perf_counter() - start}
+
+
+def child_baseline() -> dict:
+    import torch
+
+    from charrnn import data  # noqa: F401  (imports torch and numpy, as every case does)
+
+    torch.zeros(1)
+    return {}
+
+
+def run_child(*args: str) -> dict:
+    """Run one case in a fresh interpreter; its last stdout line is the JSON result."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"case {args} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def build_corpus(source: Path, size: int, path: Path) -> int:
+    """Repeat the source text until the file holds at least `size` bytes."""
+    text = source.read_bytes()
+    written = 0
+    with open(path, "wb") as f:
+        while written < size:
+            f.write(text)
+            written += len(text)
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="100,1000", help="corpus sizes in MB, comma-separated")
+    parser.add_argument("--tokenizers", default="char,byte,bpe,unigram")
+    parser.add_argument("--train-steps", type=int, default=20, help="steps of the 1 GB train line (0 = skip it)")
+    parser.add_argument("--source", type=Path, default=SOURCE)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "tokenize.json")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        result = {"tokenize": child_tokenize, "train": child_train, "baseline": child_baseline}[kind](
+            *[int(a) if a.isdigit() else a for a in rest]
+        )
+        print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
+        return
+
+    if not args.source.exists():
+        sys.exit(f"{args.source} is missing; pass --source with a text file")
+    sizes = [int(s) * MB for s in args.sizes.split(",")]
+    kinds = args.tokenizers.split(",")
+    baseline = run_child("baseline")["peak_rss_mb"]
+    rows: list[dict] = []
+    tmp = Path(tempfile.mkdtemp(prefix="charrnn-bench-", dir="/tmp"))
+    try:
+        for size in sizes:
+            corpus = tmp / f"corpus-{size // MB}MB.txt"
+            nbytes = build_corpus(args.source, size, corpus)
+            for kind in kinds:
+                result = run_child("tokenize", str(corpus), kind, str(tmp / "cache"))
+                shutil.rmtree(tmp / "cache")
+                rows.append(_row(f"tokenize {kind}", nbytes, result, baseline))
+                print(_line(rows[-1]), file=sys.stderr)
+            if args.train_steps and size == max(sizes):
+                rows.extend(_train_lines(args, tmp, corpus, nbytes))
+            corpus.unlink()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    report = {
+        "source": args.source.name,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}",
+        "import_baseline_rss_mb": round(baseline, 1),
+        "train_model": TRAIN_MODEL,
+        "rows": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    _print_table(report)
+
+
+def _train_lines(args: argparse.Namespace, tmp: Path, corpus: Path, nbytes: int) -> list[dict]:
+    """Tokenize + train on the big corpus, and the same training on 1 MB (the model's own needs)."""
+    val = tmp / "val.txt"
+    val.write_bytes(args.source.read_bytes()[:100_000])
+    small = tmp / "small.txt"
+    small_bytes = build_corpus(args.source, MB, small)
+    rows = []
+    for name, path, size in (("train (1 MB, model only)", small, small_bytes), ("tokenize + train", corpus, nbytes)):
+        result = run_child("train", str(path), str(val), str(tmp / "cache"), str(args.train_steps))
+        shutil.rmtree(tmp / "cache")
+        rows.append(_row(f"{name}, {args.train_steps} steps", size, result, rows[0]["peak_rss_mb"] if rows else None))
+        print(_line(rows[-1]), file=sys.stderr)
+    return rows
+
+
+def _row(case: str, nbytes: int, result: dict, baseline: float | None) -> dict:
+    row = {"case": case, "corpus_mb": round(nbytes / MB), **{k: round(v, 3) for k, v in result.items()}}
+    row["mb_per_s"] = round(nbytes / MB / result["seconds"], 1)
+    if baseline is not None:
+        row["rss_over_baseline_mb"] = round(result["peak_rss_mb"] - baseline, 1)
+    return row
+
+
+def _line(row: dict) -> str:
+    return f"{row['case']:>40} {row['corpus_mb']:>6} MB {row['mb_per_s']:>8} MB/s {row['peak_rss_mb']:>8.0f} MB peak"
+
+
+def _print_table(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Tokenization, {report['source']} repeated ({report['machine']})")
+    for col in ("case", "corpus MB", "seconds", "MB/s", "chars/token", "peak RSS MB", "over baseline MB"):
+        table.add_column(col, justify="left" if col == "case" else "right")
+    for r in report["rows"]:
+        table.add_row(
+            r["case"],
+            str(r["corpus_mb"]),
+            f"{r['seconds']:.1f}",
+            f"{r['mb_per_s']:.1f}",
+            f"{r['chars_per_token']:.2f}" if "chars_per_token" in r else "",
+            f"{r['peak_rss_mb']:.0f}",
+            f"{r['rss_over_baseline_mb']:.0f}" if "rss_over_baseline_mb" in r else "",
+        )
+    Console(width=130).print(table)
+    print(f"baseline (python + torch + charrnn.data imported): {report['import_baseline_rss_mb']:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
