@@ -22,7 +22,7 @@ from charrnn.tokenizers import StreamDecoder, Tokenizer, decode
 
 
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    return logits / temperature
+    return logits if temperature == 1.0 else logits / temperature
 
 
 def apply_top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -64,42 +64,48 @@ def pick(logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
 
 
 class TextSink:
-    """One sample's text: echoes the prime, stops at `length` characters or a stop string,
-    and passes on only text that is final (a possible start of a stop string is held back)."""
+    """One sample's text: stops at `length` characters or a stop string, and passes on only text
+    that is final (a possible start of a stop string is held back). Sums the log-probabilities
+    of the tokens it took while live."""
 
     def __init__(self, tokenizer: Tokenizer, length: int, stop: list[str], emit: Callable[[str], None] | None) -> None:
         self.decoder = StreamDecoder(tokenizer)
         self.length, self.stop, self.emit = length, stop, emit
         self.hold = max((len(s) for s in stop), default=1) - 1
-        self.pending = ""  # generated text not yet passed on
+        # Generated text not yet passed on. Holding `hold` characters back means a stop string
+        # always lies wholly inside it, so it is the only place to search.
+        self.pending = ""
         self.text = ""  # generated text passed on
+        self.logprob = 0.0
         self.done = length == 0
 
-    def feed(self, ids: list[int]) -> None:
-        if self.done:
-            return
-        self.pending += self.decoder.feed(ids)
-        for s in self.stop:
-            cut = (self.text[-len(s) + 1 :] if len(s) > 1 else "") + self.pending
-            at = cut.find(s)
-            if at >= 0:
-                self.pending = cut[:at][len(cut) - len(self.pending) :] if at >= len(cut) - len(self.pending) else ""
-                self.done = True
-        room = self.length - len(self.text)
-        if len(self.pending) >= room:
-            self.pending, self.done = self.pending[:room], True
+    def feed(self, ids: list[int], logprobs: list[float]) -> None:
+        """Take the next tokens (and their log-probabilities) one by one until done."""
+        for i, lp in zip(ids, logprobs, strict=True):
+            if self.done:
+                break
+            self.logprob += lp
+            self._add(self.decoder.feed((i,)))
         keep = 0 if self.done else min(self.hold, len(self.pending))
-        self._out(self.pending[: len(self.pending) - keep])
-        self.pending = self.pending[len(self.pending) - keep :]
+        self._out(len(self.pending) - keep)
 
     def finish(self) -> None:
         if not self.done:
-            self.pending += self.decoder.flush()
-            self._out(self.pending[: self.length - len(self.text)])
-            self.pending = ""
-        self.done = True
+            self._add(self.decoder.flush())
+            self.done = True
+        self._out(len(self.pending))
 
-    def _out(self, text: str) -> None:
+    def _add(self, piece: str) -> None:
+        self.pending += piece
+        hits = [at for s in self.stop if (at := self.pending.find(s)) >= 0]
+        if hits:
+            self.pending, self.done = self.pending[: min(hits)], True
+        room = self.length - len(self.text)
+        if len(self.pending) >= room:
+            self.pending, self.done = self.pending[:room], True
+
+    def _out(self, n: int) -> None:
+        text, self.pending = self.pending[:n], self.pending[n:]
         if text:
             self.text += text
             if self.emit:
@@ -161,43 +167,54 @@ def generate(
     generators = [torch.Generator().manual_seed(seed + i) for i in range(n)]
     prime = _prime_ids(tokenizer, cfg, generators[0])
     logits, state = _run_prime(model, prime, n, device)
+    step = model.stepper()
+    states = step.split(state)
     sinks = [TextSink(tokenizer, cfg.length, cfg.stop, (lambda t, i=i: emit(i, t)) if emit else None) for i in range(n)]
     seen = torch.zeros(n, tokenizer.vocab_size, dtype=torch.bool, device=device)
     if cfg.prime:
         seen[:, prime.to(device)] = True
-    logprob = torch.zeros(n, dtype=torch.float64, device=device)
-    greedy = cfg.temperature == 0 or cfg.top_k == 1
-    sync_every = 1 if device.type == "cpu" else 16  # GPU: fewer host syncs, streaming in small blocks
-    pending: list[torch.Tensor] = []
-    uniforms = torch.empty(n, 0)
+    # Steps between host syncs: the text streams in blocks this long, short enough not to be seen.
+    block = 8 if device.type == "cpu" else 32
+    uniforms, drawn = torch.empty(n, 0), 0
     t0 = time.perf_counter()
     with torch.inference_mode():
         while not all(s.done for s in sinks):
-            if uniforms.shape[1] == 0 and not greedy:
-                uniforms = torch.stack([torch.rand(256, generator=g) for g in generators]).to(device)
-            filtered = apply_repetition_penalty(logits, seen, cfg.repetition_penalty)
-            if greedy:
-                ids = filtered.argmax(-1)
-            else:
-                filtered = apply_top_p(apply_top_k(apply_temperature(filtered, cfg.temperature), cfg.top_k), cfg.top_p)
-                ids, uniforms = pick(filtered, uniforms[:, 0]), uniforms[:, 1:]
-            logprob += logits.float().log_softmax(-1).gather(1, ids[:, None]).squeeze(1).double()
-            seen.scatter_(1, ids[:, None], True)
-            pending.append(ids)
-            if len(pending) >= sync_every:
-                block = torch.stack(pending, 1).tolist()
-                pending.clear()
-                for sink, row in zip(sinks, block, strict=False):
-                    sink.feed(row)
-            logits, state = model.step(ids, state)
+            chosen, chosen_logits = [], []
+            for _ in range(min(block, max(cfg.length - len(s.text) - len(s.pending) for s in sinks))):
+                if drawn == uniforms.shape[1]:  # 256 at a time, so the draws never depend on the block sizes
+                    uniforms, drawn = torch.stack([torch.rand(256, generator=g) for g in generators]).to(device), 0
+                ids = _choose(logits, seen, uniforms[:, drawn], cfg)
+                drawn += 1
+                if cfg.repetition_penalty != 1.0:
+                    seen.scatter_(1, ids[:, None], True)
+                chosen.append(ids)
+                chosen_logits.append(logits)
+                logits, states = step(ids, states)
+            _feed(sinks, chosen, chosen_logits)
     for sink in sinks:
         sink.finish()
     elapsed = time.perf_counter() - t0
     settings = asdict(cfg) | {"seed": seed}
     return [
-        Sample(s.text, cfg.prime, float(logprob[i]), seed + i, len(s.text) / max(elapsed, 1e-9), settings)
+        Sample(s.text, cfg.prime, s.logprob, seed + i, len(s.text) / max(elapsed, 1e-9), settings)
         for i, s in enumerate(sinks)
     ]
+
+
+def _choose(logits: torch.Tensor, seen: torch.Tensor, uniforms: torch.Tensor, cfg: SampleConfig) -> torch.Tensor:
+    """The next token of every row under cfg's strategy."""
+    filtered = apply_repetition_penalty(logits, seen, cfg.repetition_penalty)
+    if cfg.temperature == 0 or cfg.top_k == 1:
+        return filtered.argmax(-1)
+    return pick(apply_top_p(apply_top_k(apply_temperature(filtered, cfg.temperature), cfg.top_k), cfg.top_p), uniforms)
+
+
+def _feed(sinks: list[TextSink], ids: list[torch.Tensor], logits: list[torch.Tensor]) -> None:
+    """Hand a block of chosen tokens, with their log-probabilities (temperature 1), to the sinks."""
+    ids_ = torch.stack(ids, 1)
+    logprobs = torch.stack(logits, 1).float().log_softmax(-1).gather(2, ids_[..., None]).squeeze(2)
+    for sink, row, lps in zip(sinks, ids_.tolist(), logprobs.tolist(), strict=True):
+        sink.feed(row, lps)
 
 
 def beam_search(
@@ -217,6 +234,8 @@ def beam_search(
     k = cfg.beam
     prime = _prime_ids(tokenizer, cfg, torch.Generator().manual_seed(seed))
     logits, state = _run_prime(model, prime, 1, device)
+    step = model.stepper()
+    states = step.split(state)
     live: list[list[int]] = [[]]
     chars = [0]  # characters begun so far, per live hypothesis: bytes that start a UTF-8 sequence
     piece_chars = [sum((b & 0xC0) != 0x80 for b in p) for p in tokenizer.pieces]
@@ -243,16 +262,17 @@ def beam_search(
                 elif len(rows) < k:
                     rows.append(row), next_live.append(ids), next_chars.append(n_chars), next_scores.append(score)
             live, chars = next_live, next_chars
-            common = _common_prefix(live + [f[3] for f in finished])
+            common = _common_prefix(live + [f[3] for f in finished], shared_len)
             if common > shared_len:
-                shared.feed((live or [f[3] for f in finished])[0][shared_len:common])
+                ids = (live or [f[3] for f in finished])[0][shared_len:common]
+                shared.feed(ids, [0.0] * len(ids))
                 shared_len = common
             if not live:
                 break
             index = torch.tensor(rows, device=device)
-            state = tuple(s.index_select(1, index) for s in state)
+            states = [s.index_select(0, index) for s in states]
             scores = torch.tensor(next_scores, dtype=torch.float64, device=device)
-            logits, state = model.step(torch.tensor([t[-1] for t in live], device=device), state)
+            logits, states = step(torch.tensor([t[-1] for t in live], device=device), states)
     finished.sort(key=lambda f: f[0], reverse=True)
     best = finished[: cfg.n_best]
     if best and emit:  # the rest of the winner; what was streamed is a prefix of every hypothesis
@@ -273,12 +293,12 @@ def _finished_text(tokenizer: Tokenizer, ids: list[int], cfg: SampleConfig) -> s
     return text[: cfg.length]
 
 
-def _common_prefix(seqs: list[list[int]]) -> int:
+def _common_prefix(seqs: list[list[int]], start: int) -> int:
+    """Length of the prefix all seqs share, given that they share the first `start` items."""
     if not seqs:
-        return 0
+        return start
     first = seqs[0]
-    n = min(len(s) for s in seqs)
-    for i in range(n):
+    for i in range(start, min(len(s) for s in seqs)):
         if any(s[i] != first[i] for s in seqs):
             return i
-    return n
+    return min(len(s) for s in seqs)

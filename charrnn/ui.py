@@ -30,7 +30,7 @@ def stderr_console() -> Console:
 def setup_logging(debug: bool = False, quiet: bool = False) -> Console:
     console = stderr_console()
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
-    if console.is_terminal:
+    if console.is_terminal and "NO_COLOR" not in os.environ:
         handler: logging.Handler = RichHandler(console=console, show_path=False, show_time=False, markup=False)
     else:
         handler = logging.StreamHandler(sys.stderr)

@@ -116,6 +116,18 @@ def test_beam_search_from_the_cli(workdir):
     assert result.stdout.count("The ") >= 2 and "hypothesis 2: log-prob" in result.stderr
 
 
+def test_jsonl_n_best(workdir):
+    import json
+
+    result = charrnn(
+        "sample", "-n", "50", "--beam", "4", "--n-best", "3", "--prime", "The ", "--format", "jsonl", cwd=workdir
+    )
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 3 and all(len(r["text"]) == 50 and r["prime"] == "The " for r in records)
+    assert records[0]["logprob"] >= records[1]["logprob"] >= records[2]["logprob"]
+    assert all(r["settings"]["beam"] == 4 and r["chars_per_sec"] > 0 and "seed" in r for r in records)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

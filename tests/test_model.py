@@ -21,16 +21,22 @@ def test_shapes_and_state_for_each_cell(cell):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_step_matches_the_sequence_kernel(cell):
+def test_stepper_matches_the_sequence_kernel(cell):
     torch.manual_seed(0)
     model = CharRNN(ModelConfig(vocab_size=20, cell=cell, hidden_size=32, embed_size=8, layers=2)).eval()
     ids = torch.randint(20, (3, 6))
     with torch.no_grad():
-        full, _ = model(ids)
-    state = model.init_state(3)
-    for t in range(6):
-        logits, state = model.step(ids[:, t], state)
+        full, final = model(ids[:, :4])
+        rest, _ = model(ids[:, 4:], final)
+    step = model.stepper()
+    states = step.split(model.init_state(3))
+    for t in range(4):
+        logits, states = step(ids[:, t], states)
         torch.testing.assert_close(logits, full[:, t], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(states, step.split(final), atol=1e-5, rtol=1e-4)
+    # A state from the sequence kernel carries on through the stepper.
+    logits, _ = step(ids[:, 4], step.split(final))
+    torch.testing.assert_close(logits, rest[:, 0], atol=1e-5, rtol=1e-4)
 
 
 def test_irnn_starts_from_the_identity():

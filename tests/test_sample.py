@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from charrnn import checkpoint
-from charrnn.config import SampleConfig
+from charrnn import checkpoint, train
+from charrnn.config import DataConfig, SampleConfig, TrainConfig
 from charrnn.errors import CharRNNError
-from charrnn.sample import apply_top_k, apply_top_p, generate, pick
+from charrnn.sample import apply_repetition_penalty, apply_top_k, apply_top_p, generate, pick
 from charrnn.tokenizers import CharTokenizer
 from charrnn.ui import SampleWriter
 
@@ -95,11 +95,14 @@ class ChainModel:
     def init_state(self, batch, device=None):
         return (torch.zeros(1, batch, 1),)
 
-    def __call__(self, ids, state):
-        return self.logp[ids], (ids[:, -1:].T[..., None].float(),)
+    def __call__(self, ids, state):  # both the prime's call and a step: the state does not matter
+        return self.logp[ids], state
 
-    def step(self, ids, state):
-        return self.logp[ids], (ids[None, :, None].float(),)
+    def stepper(self):
+        return self
+
+    def split(self, state):
+        return list(state[0].unbind(0))
 
 
 def test_beam_search_finds_the_sequence_greedy_misses():
@@ -128,6 +131,79 @@ def test_beam_streams_exactly_the_returned_text(model_and_tok):
     streamed = []
     out = generate(model, tok, SampleConfig(length=150, beam=4, prime="The"), emit=lambda i, t: streamed.append(t))
     assert "".join(streamed) == out[0].text and len(out[0].text) == 150
+
+
+def test_beam_streams_the_agreed_prefix_before_the_search_ends(model_and_tok, monkeypatch):
+    model, tok = model_and_tok
+    steps = 0
+    make = model.stepper
+
+    def counting_stepper():
+        inner = make()
+
+        class Counting:
+            split = inner.split
+
+            def __call__(self, ids, states):
+                nonlocal steps
+                steps += 1
+                return inner(ids, states)
+
+        return Counting()
+
+    monkeypatch.setattr(model, "stepper", counting_stepper)
+    seen_at = []  # (model steps so far, characters streamed so far)
+    streamed = []
+
+    def emit(i, text):
+        streamed.append(text)
+        seen_at.append((steps, len("".join(streamed))))
+
+    generate(model, tok, SampleConfig(length=200, beam=4, prime="The"), emit=emit)
+    assert len(seen_at) > 2
+    assert seen_at[0][0] < 100  # the first text left long before the 200th step
+    assert any(chars >= 100 for at, chars in seen_at if at < steps)
+
+
+def test_repetition_penalty():
+    logits = torch.tensor([[2.0, -1.0, 0.5, 3.0]])
+    seen = torch.tensor([[True, True, False, False]])
+    assert apply_repetition_penalty(logits, seen, 2.0).tolist() == [[1.0, -2.0, 0.5, 3.0]]
+    assert torch.equal(apply_repetition_penalty(logits, seen, 1.0), logits)
+
+
+def test_repetition_penalty_breaks_greedy_loops(model_and_tok):
+    # Greedy decoding of a briefly trained model falls into a loop over a few characters;
+    # penalizing seen tokens sends it to others first.
+    plain = run(model_and_tok, length=300, temperature=0, prime="The ")[0].text
+    penalized = run(model_and_tok, length=300, temperature=0, prime="The ", repetition_penalty=1.5)[0].text
+    assert len(set(penalized[:30])) > len(set(plain[:30]))
+
+
+@pytest.fixture(scope="module")
+def bpe_model(shakespeare_head, tmp_path_factory):
+    root = tmp_path_factory.mktemp("bpe")
+    train.train(
+        DataConfig(sources=[str(shakespeare_head)], tokenizer="bpe", vocab_size=400, cache_dir=str(root / "cache")),
+        {"hidden_size": 32, "embed_size": 16, "layers": 1, "dropout": 0.0},
+        TrainConfig(max_steps=30, eval_every=30, batch_size=8, seq_len=16, warmup_steps=5, lr=1e-2),
+        out=str(root / "run"),
+    )
+    return checkpoint.build_model(checkpoint.load(root / "run" / "best.pt"))
+
+
+def test_beam_search_over_subwords(bpe_model):
+    model, tok = bpe_model
+    assert tok.kind == "bpe"
+    streamed = []
+    out = generate(
+        model, tok, SampleConfig(length=57, beam=4, n_best=3, prime="KING"), emit=lambda i, t: streamed.append(t)
+    )
+    assert [len(s.text) for s in out] == [57, 57, 57]
+    assert "".join(streamed) == out[0].text
+    assert out[0].logprob >= out[1].logprob >= out[2].logprob
+    sampled = generate(model, tok, SampleConfig(length=57, seed=1, stop=["\n"], prime="KING"))[0].text
+    assert len(sampled) <= 57 and "\n" not in sampled
 
 
 def test_writer_echoes_the_prime_and_separates_samples(model_and_tok):
