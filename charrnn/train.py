@@ -27,6 +27,7 @@ from charrnn.config import DataConfig, ModelConfig, TrainConfig
 from charrnn.data import BPTTBatches, Corpus, load_corpus
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN, State, num_parameters
+from charrnn.tensorboard_log import TensorBoardLog
 from charrnn.ui import TrainProgress
 
 log = logging.getLogger("charrnn")
@@ -252,6 +253,7 @@ class Trainer:
         self.history: list[dict] = []
         self.last_eval_step = -1
         self.good_snapshot: dict[str, Any] | None = None
+        self.tensorboard: TensorBoardLog | None = None
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         # No weight decay on biases and embeddings: the usual AdamW grouping.
@@ -366,6 +368,8 @@ class Trainer:
         cfg, c = self.cfg, self.cursor
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            if cfg.tensorboard:
+                self.tensorboard = TensorBoardLog(self.run_dir)
             log.info(
                 "%s %dx%d, %s parameters; %s tokenizer, %d tokens; %s train / %s val tokens; on %s%s%s",
                 self.model_cfg.cell,
@@ -457,6 +461,8 @@ class Trainer:
                 }
                 last_val = self._eval_and_save(record)
                 self._log(record, True)
+        if self.tensorboard is not None:
+            self.tensorboard.close()
         distributed.teardown(self.dist)
         return TrainResult(
             run_dir=self.run_dir,
@@ -519,6 +525,8 @@ class Trainer:
         self.history.append(record)
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            self.tensorboard.write(record)
         status = (
             f"step {record['step']} | epoch {record['epoch']:.2f} | "
             + (f"{record['chars_per_sec']:,.0f} chars/s | " if "chars_per_sec" in record else "")
