@@ -221,6 +221,7 @@ class Trainer:
         self.cfg, self.data_cfg, self.run_dir = cfg, data_cfg, run_dir
         self.progress = progress if progress is not None and self.is_main else TrainProgress(enabled=False)
         self.command = command or sys.argv
+        self.tensorboard = TensorBoardLog(run_dir) if cfg.tensorboard and self.is_main else None
         self.device = distributed.device_for(device, self.dist)
         self.autocast_dtype = resolve_precision(cfg.precision, self.device)
         if cfg.batch_size % self.dist.world:
@@ -253,7 +254,6 @@ class Trainer:
         self.history: list[dict] = []
         self.last_eval_step = -1
         self.good_snapshot: dict[str, Any] | None = None
-        self.tensorboard: TensorBoardLog | None = None
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         # No weight decay on biases and embeddings: the usual AdamW grouping.
@@ -368,8 +368,6 @@ class Trainer:
         cfg, c = self.cfg, self.cursor
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            if cfg.tensorboard:
-                self.tensorboard = TensorBoardLog(self.run_dir)
             log.info(
                 "%s %dx%d, %s parameters; %s tokenizer, %d tokens; %s train / %s val tokens; on %s%s%s",
                 self.model_cfg.cell,
