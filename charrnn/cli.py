@@ -711,8 +711,8 @@ def gradflow(
 ) -> None:
     """Vanishing and exploding gradients made visible: how far back the loss at one step reaches.
 
-    Prints the norm of d loss(T) / d hidden state(t) by distance T-t, and where it falls below
-    1e-3 of its value at the last step. Example: charrnn gradflow --compare --corpus input.txt --seq-len 200 -o gradflow.png
+    Prints the norm of d loss(T) / d state(t) by distance T-t and where it falls below 1e-3 of its value at the
+    last step. Example: charrnn gradflow --compare --corpus input.txt --seq-len 200 -o gradflow.png
     """
     console = _setup(False)
     if compare == bool(checkpoints):
