@@ -658,8 +658,7 @@ def novelty(
     if "-" in corpus:
         raise CharRNNError("--corpus must name files or folders; only the sample may come from stdin")
     with tempfile.TemporaryDirectory(prefix="charrnn-novelty-") as spool:
-        (sample_path,) = data.resolve_sources([sample_file], Path(spool))
-        sample_text = "".join(data.read_text([sample_path]))
+        sample_text = "".join(data.read_text(data.resolve_sources([sample_file], Path(spool))))
         result = memorisation.novelty(sample_text, data.read_text(data.resolve_sources(corpus, Path(spool))))
     with _closed_pipe_ends_quietly():
         sys.stdout.write(
@@ -717,7 +716,7 @@ def gradflow(
     console = _setup(False)
     if compare == bool(checkpoints):
         raise CharRNNError("give checkpoints to measure, or --compare --corpus FILE (not both)")
-    if compare and (not corpus or len(corpus) != 1):
+    if compare and (not corpus or len(corpus) != 1 or corpus[0] == "-"):
         raise CharRNNError("--compare trains on one text file: pass --corpus FILE")
     if seq_len < 2 or batches < 1 or batch_size < 1:
         raise CharRNNError("--seq-len must be 2 or more, --batches and --batch-size positive")
