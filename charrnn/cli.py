@@ -273,6 +273,15 @@ def train(
             show_default=False,
         ),
     ] = None,
+    tensorboard: Annotated[
+        bool | None,
+        typer.Option(
+            "--tensorboard/--no-tensorboard",
+            help="Also write TensorBoard event files into the run folder (needs tensorboard). \\[default: no]",
+            rich_help_panel=RUN,
+            show_default=False,
+        ),
+    ] = None,
     nproc: Annotated[
         int | None,
         typer.Option(
@@ -339,6 +348,7 @@ def train(
         device=device,
         precision=precision,
         compile=compile,
+        tensorboard=tensorboard,
     )
     model_cfg = _given(
         cell=model,
@@ -534,6 +544,212 @@ def demo(
         writer = SampleWriter(sys.stdout, "text", "\n\n", cfg)
         writer.finish(sampling.generate(model, tok, cfg, emit=writer.emit))
         print(file=sys.stdout)
+
+
+@app.command()
+def plot(
+    runs: Annotated[list[str], typer.Argument(help="Run folders (or their metrics.jsonl) to overlay.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The PNG to write.")] = Path("plot.png"),
+    size: Annotated[str, typer.Option(help="Image size in pixels, WIDTHxHEIGHT.")] = "1200x800",
+    terminal: Annotated[
+        bool, typer.Option(help="Draw the curves as text on stdout instead (the fallback without matplotlib).")
+    ] = False,
+) -> None:
+    """Plot training curves: loss against characters seen and wall time, gradient norm, learning rate.
+
+    Example: charrnn plot checkpoints/run-a checkpoints/run-b -o runs.png
+    """
+    _setup(False)
+    from charrnn import plot as plotting
+
+    text = plotting.render(runs, output, plotting.parse_size(size), terminal)
+    if text is not None:
+        with _closed_pipe_ends_quietly():
+            sys.stdout.write(text)
+
+
+@app.command("eval")
+def eval_(
+    file: Annotated[list[str], typer.Argument(help="Text files, folders or - for stdin.")],
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoint",
+            "-c",
+            help="A checkpoint file or run folder. \\[default: best.pt of the latest run under checkpoints/]",
+            show_default=False,
+        ),
+    ] = None,
+    unknown: Annotated[
+        str, typer.Option(help="Characters the model never saw: skip them (with a warning), or error.")
+    ] = "skip",
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Loss (nats/token), bits per character and perplexity of any text under a model.
+
+    The text is read in blocks and fed as one sequence: the hidden state runs through the whole file.
+    Example: charrnn eval held_out.txt -c checkpoints/my-run
+    """
+    _setup(False)
+    if unknown not in ("skip", "error"):
+        raise CharRNNError("--unknown must be 'skip' or 'error'")
+    import json
+    import tempfile
+
+    from charrnn import checkpoint as ckpts
+    from charrnn import data
+    from charrnn.evaluate import evaluate_text
+    from charrnn.train import resolve_device
+
+    device_ = resolve_device(device)
+    model, tok = ckpts.build_model(ckpts.load(ckpts.resolve(checkpoint)))
+    with tempfile.TemporaryDirectory(prefix="charrnn-eval-") as spool:
+        files = data.resolve_sources(file, Path(spool))
+        result = evaluate_text(model.to(device_), tok, data.read_text(files), device_, unknown)
+    if json_:
+        print(json.dumps(result.as_dict()))
+    else:
+        print(
+            f"{result.tokens:,} tokens, {result.chars:,} characters\n"
+            f"loss        {result.nats_per_token:.4f} nats/token\n"
+            f"bits/char   {result.bits_per_char:.4f}\n"
+            f"perplexity  {result.perplexity:.3f} (per token)"
+        )
+
+
+@app.command()
+def info(
+    path: Annotated[
+        str | None,
+        typer.Argument(
+            help="A checkpoint file or run folder. \\[default: the latest run under checkpoints/]", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Show what a checkpoint holds: model, sizes, tokenizer, corpus, progress, best loss, command."""
+    _setup(False)
+    from rich.console import Console
+
+    from charrnn import info as inspect
+
+    Console(highlight=False).print(inspect.table(path))
+
+
+@app.command()
+def novelty(
+    sample_file: Annotated[str, typer.Argument(help="The generated text, or - for stdin.")],
+    corpus: Annotated[
+        list[str], typer.Option(help="The training corpus: files or folders (repeatable).", show_default=False)
+    ],
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")] = False,
+) -> None:
+    """Generation or recitation? Novel n-grams (n = 5, 10, 20, 50) and the longest copy from the corpus.
+
+    Example: charrnn sample --length 5000 | charrnn novelty - --corpus input.txt
+    """
+    _setup(False)
+    import json
+    import tempfile
+
+    from charrnn import data
+    from charrnn import novelty as memorisation
+
+    if "-" in corpus:
+        raise CharRNNError("--corpus must name files or folders; only the sample may come from stdin")
+    with tempfile.TemporaryDirectory(prefix="charrnn-novelty-") as spool:
+        sample_text = "".join(data.read_text(data.resolve_sources([sample_file], Path(spool))))
+        result = memorisation.novelty(sample_text, data.read_text(data.resolve_sources(corpus, Path(spool))))
+    with _closed_pipe_ends_quietly():
+        sys.stdout.write(
+            json.dumps(result.as_dict(), ensure_ascii=False) + "\n" if json_ else memorisation.report(result)
+        )
+
+
+@app.command()
+def gradflow(
+    checkpoints: Annotated[
+        list[str] | None,
+        typer.Argument(help="Checkpoint files or run folders to measure.", show_default=False),
+    ] = None,
+    compare: Annotated[
+        bool,
+        typer.Option(help="Measure each cell freshly initialized and after --budget of training on --corpus."),
+    ] = False,
+    corpus: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Text to draw windows from (and, with --compare, to train on). \\[default: each checkpoint's own corpus]",
+            show_default=False,
+        ),
+    ] = None,
+    seq_len: Annotated[
+        int, typer.Option(help="T: the window; the loss at its last step is traced back to every step.")
+    ] = 100,
+    budget: Annotated[str, typer.Option(help="--compare: training time per model, e.g. 60s or 2m.")] = "60s",
+    cells: Annotated[
+        str, typer.Option(help="--compare: the cells to train, comma-separated.")
+    ] = "rnn,rnn-relu,lstm,gru",
+    forget_bias: Annotated[
+        list[float] | None,
+        typer.Option(
+            help="--compare: LSTM forget-gate bias at initialization; repeat to compare several. \\[default: 0 and 1]",
+            show_default=False,
+        ),
+    ] = None,
+    hidden_size: Annotated[int, typer.Option(help="--compare: units per layer.")] = 128,
+    layers: Annotated[int, typer.Option(help="--compare: recurrent layers.")] = 1,
+    batches: Annotated[int, typer.Option(help="Batches of windows averaged over.")] = 4,
+    batch_size: Annotated[int, typer.Option(help="Windows per batch.")] = 16,
+    seed: Annotated[int, typer.Option(help="Seed for the windows and for --compare's models.")] = 1337,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Also write a log-scale plot (PNG). \\[default: none]", show_default=False),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Vanishing and exploding gradients made visible: how far back the loss at one step reaches.
+
+    Prints the norm of d loss(T) / d state(t) by distance T-t and where it falls below 1e-3 of its value at the
+    last step. Example: charrnn gradflow --compare --corpus input.txt --seq-len 200 -o gradflow.png
+    """
+    console = _setup(False)
+    if compare == bool(checkpoints):
+        raise CharRNNError("give checkpoints to measure, or --compare --corpus FILE (not both)")
+    if compare and (not corpus or len(corpus) != 1 or corpus[0] == "-"):
+        raise CharRNNError("--compare trains on one text file: pass --corpus FILE")
+    if seq_len < 2 or batches < 1 or batch_size < 1:
+        raise CharRNNError("--seq-len must be 2 or more, --batches and --batch-size positive")
+    from rich.console import Console
+
+    from charrnn import gradflow as lens
+    from charrnn.config import CELLS
+    from charrnn.train import parse_duration, resolve_device
+
+    if compare:
+        chosen = [c.strip() for c in cells.split(",") if c.strip()]
+        if not chosen or any(c not in CELLS for c in chosen):
+            raise CharRNNError(f"--cells takes a comma-separated list of {', '.join(CELLS)}")
+        model_cfg = {"hidden_size": hidden_size, "embed_size": 64, "layers": layers, "dropout": 0.0}
+        profiles = lens.compare(
+            corpus[0],
+            chosen,
+            forget_bias or [0.0, 1.0],
+            parse_duration(budget),
+            seq_len,
+            model_cfg,
+            batches,
+            batch_size,
+            seed,
+            device,
+        )
+    else:
+        dev = resolve_device(device)
+        profiles = [lens.profile_checkpoint(p, corpus, seq_len, batches, batch_size, seed, dev) for p in checkpoints]
+    Console(width=max(160, console.width)).print(lens.table(profiles, seq_len))
+    if output is not None:
+        lens.plot(profiles, output)
+        console.print(f"wrote {output}")
 
 
 def _setup(quiet: bool):

@@ -84,6 +84,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     compile: bool = False
+    tensorboard: bool = False  # also write TensorBoard event files into the run folder
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "seq_len", "eval_every", "log_every"):

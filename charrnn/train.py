@@ -27,6 +27,7 @@ from charrnn.config import DataConfig, ModelConfig, TrainConfig
 from charrnn.data import BPTTBatches, Corpus, load_corpus
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN, State, num_parameters
+from charrnn.tensorboard_log import TensorBoardLog
 from charrnn.ui import TrainProgress
 
 log = logging.getLogger("charrnn")
@@ -220,6 +221,7 @@ class Trainer:
         self.cfg, self.data_cfg, self.run_dir = cfg, data_cfg, run_dir
         self.progress = progress if progress is not None and self.is_main else TrainProgress(enabled=False)
         self.command = command or sys.argv
+        self.tensorboard = TensorBoardLog(run_dir) if cfg.tensorboard and self.is_main else None
         self.device = distributed.device_for(device, self.dist)
         self.autocast_dtype = resolve_precision(cfg.precision, self.device)
         if cfg.batch_size % self.dist.world:
@@ -473,6 +475,8 @@ class Trainer:
                 }
                 last_val = self._eval_and_save(record)
                 self._log(record, True)
+        if self.tensorboard is not None:
+            self.tensorboard.close()
         distributed.teardown(self.dist)
         return TrainResult(
             run_dir=self.run_dir,
@@ -535,6 +539,8 @@ class Trainer:
         self.history.append(record)
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            self.tensorboard.write(record)
         status = (
             f"step {record['step']} | epoch {record['epoch']:.2f} | "
             + (f"{record['chars_per_sec']:,.0f} chars/s | " if "chars_per_sec" in record else "")

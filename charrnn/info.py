@@ -1,0 +1,69 @@
+"""What a checkpoint holds: model, tokenizer, corpus, progress and the command that made it."""
+
+from __future__ import annotations
+
+import math
+import shlex
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from charrnn import checkpoint
+from charrnn.model import num_parameters
+
+
+def _model_line(m: dict[str, Any]) -> str:
+    extras = [f"embedding {m['embed_size']}", f"dropout {m['dropout']:g}"]
+    if m.get("tie_weights"):
+        extras.append("tied weights")
+    if m["cell"] == "lstm" and m.get("forget_bias"):
+        extras.append(f"forget bias {m['forget_bias']:g}")
+    return f"{m['cell']} {m['layers']}x{m['hidden_size']} ({', '.join(extras)})"
+
+
+def _loss(nats: float | None, bpc: float | None) -> str:
+    if nats is None or not math.isfinite(nats):
+        return "not evaluated yet"
+    return f"{nats:.4f} nats/token ({bpc:.3f} bits/char)"
+
+
+def describe(path: str | Path) -> tuple[Path, list[tuple[str, str]]]:
+    """The resolved checkpoint file and its (field, value) rows."""
+    file = checkpoint.resolve(path)
+    ckpt = checkpoint.load(file)
+    model, tokenizer = checkpoint.build_model(ckpt)
+    m, t, d = ckpt["model_config"], ckpt.get("train_config", {}), ckpt.get("data_config", {})
+    cursor = ckpt.get("cursor", {})
+    rows = [
+        ("checkpoint", str(file)),
+        ("created", ckpt.get("created", "?")),
+        ("model", _model_line(m)),
+        ("parameters", f"{num_parameters(model):,}"),
+        ("tokenizer", f"{tokenizer.kind}, vocabulary {tokenizer.vocab_size:,}"),
+        ("corpus", ", ".join(d.get("sources", [])) or "?"),
+        ("corpus sha256", ckpt.get("corpus_sha256", "?")),
+        ("training characters", f"{ckpt['train_chars']:,}" if "train_chars" in ckpt else "?"),
+    ]
+    if t:
+        rows.append(("training", f"batch {t['batch_size']} x seq-len {t['seq_len']}, lr {t['lr']:g}"))
+    if cursor:
+        rows += [
+            ("steps", f"{cursor['step']:,} (epoch {cursor['epoch']})"),
+            ("characters seen", f"{cursor['chars']:,}"),
+            ("training time", f"{cursor.get('elapsed', 0.0):,.0f} s"),
+            ("best val loss", _loss(cursor.get("best_val_loss"), cursor.get("best_val_bpc"))),
+        ]
+    if ckpt.get("command"):
+        rows.append(("command", shlex.join(ckpt["command"])))
+    return file, rows
+
+
+def table(path: str | Path) -> Table:
+    file, rows = describe(path)
+    out = Table(title=str(file), show_header=False, title_justify="left")
+    out.add_column(style="bold")
+    out.add_column(overflow="fold")
+    for name, value in rows:
+        out.add_row(name, value)
+    return out
