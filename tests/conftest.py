@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,16 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 SMALL_MODEL = {"hidden_size": 64, "embed_size": 32, "layers": 2, "dropout": 0.0}
 
 torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True)
+def restore_charrnn_logger(monkeypatch):
+    """In-process CLI calls set up the logger (own handler, no propagation); undo that after
+    each test so caplog still sees charrnn's records in the tests that follow."""
+    log = logging.getLogger("charrnn")
+    monkeypatch.setattr(log, "handlers", list(log.handlers))
+    monkeypatch.setattr(log, "level", log.level)
+    monkeypatch.setattr(log, "propagate", log.propagate)
 
 
 def corpus(name: str) -> Path:

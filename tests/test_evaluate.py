@@ -20,7 +20,7 @@ def model_and_tokenizer(trained_run):
 def test_streaming_equals_one_pass_over_the_whole_text(model_and_tokenizer, shakespeare_head):
     model, tok = model_and_tokenizer
     text = shakespeare_head.read_text()[:3000]
-    ids = torch.from_numpy(tok.encode(text))
+    ids = torch.from_numpy(tok.encode(text)).long()
     with torch.no_grad():
         logits, _ = model.eval()(ids[None, :-1])
     expected = F.cross_entropy(logits[0].double(), ids[1:], reduction="sum").item()

@@ -13,9 +13,7 @@ from charrnn.ui import TrainProgress, setup_logging
     [({"FORCE_COLOR": "1"}, True), ({"FORCE_COLOR": "1", "NO_COLOR": "1"}, False), ({}, False)],
 )
 def test_plain_progress_without_a_terminal_or_with_no_color(monkeypatch, env, rich):
-    log = logging.getLogger("charrnn")
-    for attr in ("handlers", "level", "propagate"):  # put the logger back afterwards
-        monkeypatch.setattr(log, attr, list(log.handlers) if attr == "handlers" else getattr(log, attr))
+    log = logging.getLogger("charrnn")  # conftest puts it back afterwards
     for name in ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
