@@ -60,6 +60,56 @@ def pick(logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
     return torch.searchsorted(cdf, u).squeeze(-1).clamp_(max=logits.shape[-1] - 1)
 
 
+# -- well-formed UTF-8 from byte tokens ------------------------------------------------------
+
+# States of a UTF-8 decoder (Unicode Table 3-7): 0 is "between characters"; the others name the
+# range the next byte must fall in and the state after it.
+_UTF8_NEXT = {1: (0x80, 0xBF, 0), 2: (0x80, 0xBF, 1), 3: (0x80, 0xBF, 2), 4: (0xA0, 0xBF, 1), 5: (0x80, 0x9F, 1)}
+_UTF8_NEXT |= {6: (0x90, 0xBF, 2), 7: (0x80, 0x8F, 2)}
+_UTF8_LEAD = {0xE0: 4, 0xED: 5, 0xF0: 6, 0xF4: 7}
+
+
+def _utf8_step(state: int, byte: int) -> int:
+    """The decoder's next state, or -1 when the byte cannot come next."""
+    if state:
+        lo, hi, after = _UTF8_NEXT[state]
+        return after if lo <= byte <= hi else -1
+    if byte < 0x80:
+        return 0
+    if byte in _UTF8_LEAD:
+        return _UTF8_LEAD[byte]
+    return 1 if 0xC2 <= byte <= 0xDF else 2 if 0xE1 <= byte <= 0xEF else 3 if 0xF1 <= byte <= 0xF3 else -1
+
+
+class Utf8Guard:
+    """Lets byte-level tokens (the byte tokenizer, SentencePiece's byte fallback) form only
+    well-formed UTF-8, so a sample never shows U+FFFD for a byte sequence the model broke off.
+    One table lookup per step, on the device: no host sync."""
+
+    def __init__(self, pieces: list[bytes], device: torch.device) -> None:
+        table = []
+        for state in range(8):
+            row = []
+            for piece in pieces:
+                s = state
+                for byte in piece:
+                    s = _utf8_step(s, byte) if s >= 0 else -1
+                row.append(s)
+            table.append(row)
+        self.table = torch.tensor(table, dtype=torch.long, device=device)  # (state, token) -> state
+        self.blocked = self.table < 0
+
+    @staticmethod
+    def needed(pieces: list[bytes]) -> bool:
+        return any(len(p) == 1 and p[0] >= 0x80 for p in pieces)
+
+    def mask(self, logits: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        return logits.masked_fill(self.blocked[state], -math.inf)
+
+    def advance(self, state: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        return self.table[state, ids]
+
+
 # -- text out -----------------------------------------------------------------------------------
 
 
@@ -171,6 +221,8 @@ def generate(
     states = step.split(state)
     sinks = [TextSink(tokenizer, cfg.length, cfg.stop, (lambda t, i=i: emit(i, t)) if emit else None) for i in range(n)]
     seen = torch.zeros(n, tokenizer.vocab_size, dtype=torch.bool, device=device)
+    guard = Utf8Guard(tokenizer.pieces, device) if Utf8Guard.needed(tokenizer.pieces) else None
+    utf8 = torch.zeros(n, dtype=torch.long, device=device)
     if cfg.prime:
         seen[:, prime.to(device)] = True
     # Steps between host syncs: the text streams in blocks this long, short enough not to be seen.
@@ -183,7 +235,11 @@ def generate(
             for _ in range(min(block, max(cfg.length - len(s.text) - len(s.pending) for s in sinks))):
                 if drawn == uniforms.shape[1]:  # 256 at a time, so the draws never depend on the block sizes
                     uniforms, drawn = torch.stack([torch.rand(256, generator=g) for g in generators]).to(device), 0
-                ids = _choose(logits, seen, uniforms[:, drawn], cfg)
+                if guard:
+                    ids = _choose(guard.mask(logits, utf8), seen, uniforms[:, drawn], cfg)
+                    utf8 = guard.advance(utf8, ids)
+                else:
+                    ids = _choose(logits, seen, uniforms[:, drawn], cfg)
                 drawn += 1
                 if cfg.repetition_penalty != 1.0:
                     seen.scatter_(1, ids[:, None], True)
@@ -241,16 +297,21 @@ def beam_search(
     piece_chars = [sum((b & 0xC0) != 0x80 for b in p) for p in tokenizer.pieces]
     tail = 4 * max((len(s) for s in cfg.stop), default=0) + 3
     scores = torch.zeros(1, dtype=torch.float64, device=device)
+    guard = Utf8Guard(tokenizer.pieces, device) if Utf8Guard.needed(tokenizer.pieces) else None
+    utf8 = torch.zeros(1, dtype=torch.long, device=device)
     finished: list[tuple[float, float, str, list[int]]] = []  # (rank, log-prob, text, ids)
     shared = TextSink(tokenizer, cfg.length, cfg.stop, (lambda t: emit(0, t)) if emit else None)
     shared_len = 0
     t0 = time.perf_counter()
     with torch.inference_mode():
         while live and len(finished) < k:
-            total = (scores[:, None] + logits.double().log_softmax(-1)).flatten()
+            logprobs = logits.double().log_softmax(-1)
+            total = (scores[:, None] + (guard.mask(logprobs, utf8) if guard else logprobs)).flatten()
             top = torch.topk(total, min(2 * k, total.numel()))
             rows, next_live, next_chars, next_scores = [], [], [], []
             for score, flat in zip(top.values.tolist(), top.indices.tolist(), strict=False):
+                if score == -math.inf:  # only tokens that would break UTF-8 are left
+                    break
                 row, tok = divmod(flat, logits.shape[-1])
                 n_chars = chars[row] + piece_chars[tok]
                 if len(rows) == k and n_chars < cfg.length and not cfg.stop:
@@ -272,7 +333,10 @@ def beam_search(
             index = torch.tensor(rows, device=device)
             states = [s.index_select(0, index) for s in states]
             scores = torch.tensor(next_scores, dtype=torch.float64, device=device)
-            logits, states = step(torch.tensor([t[-1] for t in live], device=device), states)
+            last = torch.tensor([t[-1] for t in live], device=device)
+            if guard:
+                utf8 = guard.advance(utf8.index_select(0, index), last)
+            logits, states = step(last, states)
     finished.sort(key=lambda f: f[0], reverse=True)
     best = finished[: cfg.n_best]
     if best and emit:  # the rest of the winner; what was streamed is a prefix of every hypothesis

@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from charrnn import checkpoint, train
-from charrnn.config import DataConfig, SampleConfig, TrainConfig
+from charrnn.config import DataConfig, ModelConfig, SampleConfig, TrainConfig
 from charrnn.errors import CharRNNError
-from charrnn.sample import apply_repetition_penalty, apply_top_k, apply_top_p, generate, pick
-from charrnn.tokenizers import CharTokenizer
+from charrnn.model import CharRNN
+from charrnn.sample import Utf8Guard, apply_repetition_penalty, apply_top_k, apply_top_p, generate, pick
+from charrnn.tokenizers import ByteTokenizer, CharTokenizer
 from charrnn.ui import SampleWriter
 
 
@@ -231,3 +232,26 @@ def test_writer_echoes_the_prime_and_separates_samples(model_and_tok):
 def test_bad_settings_are_named(kw, message):
     with pytest.raises(CharRNNError, match=message):
         SampleConfig(**kw)
+
+
+def test_utf8_guard_allows_only_well_formed_sequences():
+    pieces = [b"a", "é".encode(), *(bytes([b]) for b in range(0x80, 0x100))]
+    guard = Utf8Guard(pieces, torch.device("cpu"))
+    allowed = {s: {pieces[t] for t in range(len(pieces)) if not guard.blocked[s, t]} for s in range(8)}
+    assert allowed[0] == {b"a", "é".encode()} | {bytes([b]) for b in [*range(0xC2, 0xF5)]}
+    after_e4 = int(guard.advance(torch.tensor([0]), torch.tensor([pieces.index(b"\xe4")])))
+    assert allowed[after_e4] == {bytes([b]) for b in range(0x80, 0xC0)}
+    after_e0 = int(guard.advance(torch.tensor([0]), torch.tensor([pieces.index(b"\xe0")])))
+    assert allowed[after_e0] == {bytes([b]) for b in range(0xA0, 0xC0)}  # no overlong forms
+
+
+@pytest.mark.parametrize("beam", [None, 3])
+def test_an_untrained_byte_model_still_writes_well_formed_utf8(beam):
+    torch.manual_seed(0)
+    model, tok = CharRNN(ModelConfig(vocab_size=256, hidden_size=32, embed_size=16)), ByteTokenizer()
+    length = 100 if beam else 300
+    cfg = SampleConfig(length=length, seed=1, temperature=1.5, num_samples=1 if beam else 4, beam=beam)
+    texts = [s.text for s in generate(model, tok, cfg)]
+    assert all(len(t) == length and "\ufffd" not in t for t in texts)
+    if beam is None:  # sampling hot does write non-ASCII (beam search prefers one byte per character)
+        assert sum(ord(c) > 0x7F for t in texts for c in t) > 100
