@@ -40,6 +40,7 @@ CONFIGS = [
     ("lstm-cifg", 2, 512),
 ]
 BATCH, SEQ = 64, 128
+REFERENCE_CELL = {"lstm-peephole": "lstm", "lstm-cifg": "lstm"}  # PyTorch has no such cell: nn.LSTM stands in
 
 
 def flops_per_char(cell: str, layers: int, hidden: int, embed: int, vocab: int) -> float:
@@ -115,7 +116,9 @@ def run_reference(cell: str, layers: int, hidden: int, steps: int, device: str) 
         def __init__(self) -> None:
             super().__init__()
             self.embed = nn.Embedding(vocab, 128)
-            self.rnn = (nn.GRU if cell == "gru" else nn.LSTM)(128, hidden, layers, batch_first=True)
+            self.rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[REFERENCE_CELL.get(cell, cell)](
+                128, hidden, layers, batch_first=True
+            )
             self.head = nn.Linear(hidden, vocab)
 
         def forward(self, x, h):
@@ -221,8 +224,10 @@ def main() -> None:
                 precision=variant if variant != "compile" else "auto",
                 compile=variant == "compile",
             )
-        fpc = flops_per_char(cell, int(layers), int(hidden), 128, 65)
         for key in [k for k in row if isinstance(row[k], dict) and "chars_per_sec" in row[k]]:
+            fpc = flops_per_char(
+                cell if key != "reference" else REFERENCE_CELL.get(cell, cell), int(layers), int(hidden), 128, 65
+            )
             row[key]["peak_fraction"] = row[key]["chars_per_sec"] * fpc / peak
             row[key]["speedup_vs_reference"] = row[key]["chars_per_sec"] / ref.get("chars_per_sec", float("nan"))
         rows.append(row)
