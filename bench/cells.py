@@ -8,9 +8,10 @@ budget, so no cell spends its budget evaluating; with the cosine schedule it is 
 
     python bench/cells.py                                   # 3 minutes per cell, Tiny Shakespeare
     python bench/cells.py --budget 2m --cells lstm,lstm-cifg --corpus input.txt
+    python bench/cells.py --steps 400 --cells lstm,lstm-peephole,lstm-cifg    # equal steps instead
 
 Prints a table (best validation bits per character, steps, characters trained, chars/s) and
-writes bench/results/cells.json.
+writes bench/results/cells.json (cells-N-steps.json with --steps).
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ from charrnn.ui import TrainProgress  # noqa: E402
 ORDER = ("lstm", "gru", "lstm-peephole", "lstm-cifg", "rnn", "rnn-relu")
 
 
-def run_cell(cell: str, corpus: str, budget: float, cache: Path, out: Path) -> dict:
+def run_cell(cell: str, corpus: str, budget: float | None, steps: int | None, cache: Path, out: Path) -> dict:
     result = train.train(
         DataConfig(sources=[corpus], cache_dir=str(cache)),
         {"cell": cell},
-        TrainConfig(time_budget=budget, eval_every=10**9, log_every=100),
+        TrainConfig(time_budget=budget, max_steps=steps, eval_every=10**9, log_every=100),
         out=str(out / cell),
         progress=TrainProgress(enabled=False),
         command=["bench/cells.py", cell],
@@ -59,8 +60,8 @@ def run_cell(cell: str, corpus: str, budget: float, cache: Path, out: Path) -> d
     }
 
 
-def table(rows: list[dict], budget: float, corpus: str) -> Table:
-    out = Table(title=f"{Path(corpus).name}: each cell trained {budget:g} s (charrnn train defaults, 2x384)")
+def table(rows: list[dict], limit: str, corpus: str) -> Table:
+    out = Table(title=f"{Path(corpus).name}: each cell trained {limit} (charrnn train defaults, 2x384)")
     for name in ("cell", "parameters", "best val bits/char", "steps", "chars trained", "chars/s"):
         out.add_column(name, justify="left" if name == "cell" else "right")
     for r in sorted(rows, key=lambda r: r["best_val_bpc"]):
@@ -79,28 +80,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", default=str(ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"))
     parser.add_argument("--budget", default="3m", help="training time per cell: 90s, 3m, ...")
+    parser.add_argument("--steps", type=int, help="train this many steps instead of for --budget")
     parser.add_argument("--cells", default=",".join(ORDER), help="comma-separated, from " + ", ".join(CELLS))
     args = parser.parse_args()
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     if not Path(args.corpus).is_file() or any(c not in CELLS for c in cells):
         sys.exit(f"needs a corpus file ({args.corpus}) and cells from {', '.join(CELLS)}")
-    budget = train.parse_duration(args.budget)
+    budget = None if args.steps else train.parse_duration(args.budget)
     rows = []
     with tempfile.TemporaryDirectory(prefix="charrnn-cells-") as tmp:
         for cell in cells:
-            rows.append(run_cell(cell, args.corpus, budget, Path(tmp) / "cache", Path(tmp)))
+            rows.append(run_cell(cell, args.corpus, budget, args.steps, Path(tmp) / "cache", Path(tmp)))
             print(json.dumps(rows[-1]), file=sys.stderr)
-    Console(width=120).print(table(rows, budget, args.corpus))
+    limit = f"{args.steps} steps" if args.steps else f"{budget:g} s"
+    Console(width=120).print(table(rows, limit, args.corpus))
     result = {
         "command": " ".join(["python", "bench/cells.py", *sys.argv[1:]]),
         "corpus": Path(args.corpus).name,
         "budget_seconds": budget,
+        "steps": args.steps,
         "cpu": platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "rows": rows,
     }
-    out = ROOT / "bench" / "results" / "cells.json"
+    out = ROOT / "bench" / "results" / ("cells.json" if not args.steps else f"cells-{args.steps}-steps.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to {out.relative_to(ROOT)}")
