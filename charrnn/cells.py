@@ -141,7 +141,7 @@ def _script(fn: Callable) -> Callable:
 
 
 cell_step = _script(step_equations)
-LOOPS = (_script(forward_loop), _script(backward_loop))
+LOOPS = (_script(forward_loop), _script(backward_loop))  # bench/cell_loop.py swaps in the alternatives
 
 
 class _Recurrence(torch.autograd.Function):
@@ -217,7 +217,7 @@ class LSTMVariant(nn.Module):
         return slice(0, n) if self.coupled else slice(n, 2 * n)
 
     def step(self, k: int, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-        """One step of layer k in plain autograd (x (batch, in)); for generation and gradflow."""
+        """One step of layer k in plain autograd (x (batch, in)), for gradflow's per-step states."""
         w_ih, w_hh, b, peep = self.layer(k)
         h, c, _ = cell_step(torch.addmm(b, x, w_ih.t()) + h @ w_hh.t(), c, peep, self.coupled)
         return h, c
