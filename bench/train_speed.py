@@ -5,10 +5,13 @@ For each configuration it measures trained characters per second and peak memory
 and clipping) and (b) a plain reference loop of identical configuration (embedding + nn.LSTM /
 nn.GRU + linear, AdamW, clipping, contiguous batches), each in a fresh subprocess, and the
 fraction of this machine's fp32 matmul peak (timed in the same run) that the step reaches.
+For the LSTM variants PyTorch does not ship (lstm-peephole, lstm-cifg: charrnn/cells.py) the
+reference is nn.LSTM of the same size, so "x ref" is their speed relative to nn.LSTM.
 
     python bench/train_speed.py                       # CPU, all configurations
     python bench/train_speed.py --device cuda         # GPU
     python bench/train_speed.py --quick               # fewer steps, for a smoke test
+    python bench/train_speed.py --configs lstm:2:512,lstm-peephole:2:512,lstm-cifg:2:512
 
 Prints a table and writes bench/results/train_speed[-DEVICE].json.
 """
@@ -33,13 +36,16 @@ CONFIGS = [
     ("lstm", 2, 512),
     ("lstm", 3, 512),
     ("gru", 2, 512),
+    ("lstm-peephole", 2, 512),
+    ("lstm-cifg", 2, 512),
 ]
 BATCH, SEQ = 64, 128
+REFERENCE_CELL = {"lstm-peephole": "lstm", "lstm-cifg": "lstm"}  # PyTorch has no such cell: nn.LSTM stands in
 
 
 def flops_per_char(cell: str, layers: int, hidden: int, embed: int, vocab: int) -> float:
     """Multiply-adds x2 x3 (forward + backward) per trained character."""
-    gates = {"lstm": 4, "gru": 3}[cell]
+    gates = 3 if cell in ("gru", "lstm-cifg") else 4  # peepholes add only elementwise work
     macs = sum(gates * hidden * ((embed if k == 0 else hidden) + hidden) for k in range(layers)) + hidden * vocab
     return 2 * 3 * macs
 
@@ -110,7 +116,9 @@ def run_reference(cell: str, layers: int, hidden: int, steps: int, device: str) 
         def __init__(self) -> None:
             super().__init__()
             self.embed = nn.Embedding(vocab, 128)
-            self.rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[cell](128, hidden, layers, batch_first=True)
+            self.rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[REFERENCE_CELL.get(cell, cell)](
+                128, hidden, layers, batch_first=True
+            )
             self.head = nn.Linear(hidden, vocab)
 
         def forward(self, x, h):
@@ -126,7 +134,7 @@ def run_reference(cell: str, layers: int, hidden: int, steps: int, device: str) 
         i = (step * SEQ) % (n - SEQ - 1)
         x, y = data[:, i : i + SEQ], data[:, i + 1 : i + SEQ + 1]
         if hidden_state is not None:
-            hidden_state = tuple(h.detach() for h in hidden_state) if cell == "lstm" else hidden_state.detach()
+            hidden_state = tuple(h.detach() for h in hidden_state) if cell != "gru" else hidden_state.detach()
         logits, hidden_state = model(x, hidden_state)
         loss = nn.functional.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1))
         opt.zero_grad()
@@ -184,6 +192,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=0, help="steps per measurement (default: 8 on CPU, 200 on GPU)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--variants", default="", help="comma list of extra charrnn variants: bf16, fp16, compile")
+    parser.add_argument(
+        "--configs", default="", help="comma list of CELL:LAYERS:HIDDEN (default: all, --quick: the first)"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--impl", help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
@@ -197,7 +208,8 @@ def main() -> None:
     import torch
 
     peak = matmul_peak(args.device)
-    configs = CONFIGS[:1] if args.quick else CONFIGS
+    configs = [tuple(c.split(":")) for c in args.configs.split(",")] if args.configs else CONFIGS
+    configs = configs[:1] if args.quick and not args.configs else configs
     rows = []
     for cell, layers, hidden in configs:
         spec = f"{cell}:{layers}:{hidden}"
@@ -212,8 +224,10 @@ def main() -> None:
                 precision=variant if variant != "compile" else "auto",
                 compile=variant == "compile",
             )
-        fpc = flops_per_char(cell, layers, hidden, 128, 65)
         for key in [k for k in row if isinstance(row[k], dict) and "chars_per_sec" in row[k]]:
+            fpc = flops_per_char(
+                cell if key != "reference" else REFERENCE_CELL.get(cell, cell), int(layers), int(hidden), 128, 65
+            )
             row[key]["peak_fraction"] = row[key]["chars_per_sec"] * fpc / peak
             row[key]["speedup_vs_reference"] = row[key]["chars_per_sec"] / ref.get("chars_per_sec", float("nan"))
         rows.append(row)
@@ -244,16 +258,16 @@ def _print_table(result: dict) -> None:
         f"device {result['device']}, {result['threads']} threads, torch {result['torch']}, "
         f"fp32 matmul peak {result['matmul_peak_gflops']:.0f} GFLOP/s"
     )
-    print(f"{'config':<13} {'impl':<10} {'chars/s':>10} {'x ref':>6} {'% peak':>7} {'peak RSS MB':>12}")
+    print(f"{'config':<20} {'impl':<10} {'chars/s':>10} {'x ref':>6} {'% peak':>7} {'peak RSS MB':>12}")
     for row in result["rows"]:
         for key, m in row.items():
             if not isinstance(m, dict):
                 continue
             if "error" in m:
-                print(f"{row['config']:<13} {key:<10} error: {m['error']}")
+                print(f"{row['config']:<20} {key:<10} error: {m['error']}")
                 continue
             print(
-                f"{row['config']:<13} {key:<10} {m['chars_per_sec']:>10,.0f} {m['speedup_vs_reference']:>6.2f} "
+                f"{row['config']:<20} {key:<10} {m['chars_per_sec']:>10,.0f} {m['speedup_vs_reference']:>6.2f} "
                 f"{100 * m['peak_fraction']:>6.0f}% {m['peak_rss_mb']:>12,.0f}"
                 + (f"  GPU {m['peak_gpu_mb']:,.0f} MB" if "peak_gpu_mb" in m else "")
             )

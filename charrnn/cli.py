@@ -97,7 +97,8 @@ def train(
         str | None,
         typer.Option(
             "--model",
-            help=f"Cell: lstm, gru, rnn (tanh) or rnn-relu (identity-initialized). {_d(ModelConfig, 'cell')}",
+            help="Cell: lstm, gru, rnn (tanh), rnn-relu (identity-initialized), lstm-peephole (gates read the cell "
+            f"state) or lstm-cifg (input gate = 1 - forget gate, with peepholes). {_d(ModelConfig, 'cell')}",
             rich_help_panel=MODEL,
             show_default=False,
         ),
@@ -144,7 +145,7 @@ def train(
     forget_bias: Annotated[
         float | None,
         typer.Option(
-            help=f"Initial LSTM forget-gate bias (1 is the classic recipe). {_d(ModelConfig, 'forget_bias')}",
+            help=f"Initial forget-gate bias of the LSTM cells (1 is the classic recipe). {_d(ModelConfig, 'forget_bias')}",
             rich_help_panel=MODEL,
             show_default=False,
         ),

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from charrnn.errors import CharRNNError
 
 TOKENIZERS = ("char", "byte", "bpe", "unigram")
-CELLS = ("lstm", "gru", "rnn", "rnn-relu")
+CELLS = ("lstm", "gru", "rnn", "rnn-relu", "lstm-peephole", "lstm-cifg")
+LSTM_CELLS = ("lstm", "lstm-peephole", "lstm-cifg")  # the cells whose state is (h, c)
 
 
 @dataclass
@@ -47,7 +48,7 @@ class ModelConfig:
     layers: int = 2
     dropout: float = 0.2
     tie_weights: bool = False
-    forget_bias: float = 0.0  # added to the LSTM forget-gate bias at initialization
+    forget_bias: float = 0.0  # added to the forget-gate bias of the LSTM cells at initialization
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:

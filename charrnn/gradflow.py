@@ -25,7 +25,8 @@ from rich.table import Table
 
 from charrnn import checkpoint, data
 from charrnn import train as training
-from charrnn.config import DataConfig, TrainConfig
+from charrnn.cells import LSTMVariant
+from charrnn.config import LSTM_CELLS, DataConfig, TrainConfig
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN
 from charrnn.tokenizers import Tokenizer
@@ -50,7 +51,7 @@ class Profile:
     label: str
     cell: str
     h: np.ndarray
-    c: np.ndarray | None = None  # LSTM cell state
+    c: np.ndarray | None = None  # the cell state of the LSTM cells
     val_bpc: float | None = None
 
     def horizon(self, cell_state: bool = False) -> int | None:
@@ -86,13 +87,16 @@ def _unroll(model: CharRNN, x: torch.Tensor, state: tuple[torch.Tensor, ...]):
     """
     cfg = model.cfg
     h = list(state[0].unbind(0))
-    c = list(state[1].unbind(0)) if cfg.cell == "lstm" else []
+    c = list(state[1].unbind(0)) if cfg.cell in LSTM_CELLS else []
     hs, cs = [], []
     emb = model.embed(x)
     for t in range(x.shape[1]):
         inp = emb[:, t]
         for k in range(cfg.layers):
-            if cfg.cell == "lstm":
+            if isinstance(model.rnn, LSTMVariant):
+                out, cell = model.rnn.step(k, inp, h[k], c[k])
+                c[k] = cell.clone()
+            elif cfg.cell == "lstm":
                 out, cell = torch.lstm_cell(inp, (h[k], c[k]), *_weights(model.rnn, k))
                 c[k] = cell.clone()
             else:
@@ -149,7 +153,7 @@ def measure(
             rows = np.stack([np.asarray(ids[s : s + need], dtype=np.int64) for s in starts])
             _accumulate(model, torch.from_numpy(rows).to(device), seq_len, sum_h, sum_c)
     by_distance = (sum_h / batches).flip(0).numpy()
-    return by_distance, ((sum_c / batches).flip(0).numpy() if model.cfg.cell == "lstm" else None)
+    return by_distance, ((sum_c / batches).flip(0).numpy() if model.cfg.cell in LSTM_CELLS else None)
 
 
 def _accumulate(model: CharRNN, windows: torch.Tensor, seq_len: int, sum_h: torch.Tensor, sum_c: torch.Tensor) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
-from charrnn.config import ModelConfig
+from charrnn.cells import CELL_VARIANTS, LSTMVariant, cell_step
+from charrnn.config import LSTM_CELLS, ModelConfig
 
-# The recurrent state: (h, c) for an LSTM, (h,) for the others; each tensor (layers, batch, hidden).
+# The recurrent state: (h, c) for the LSTM cells, (h,) for the others; each tensor (layers, batch, hidden).
 State = tuple[torch.Tensor, ...]
 
 
@@ -25,6 +28,9 @@ class CharRNN(nn.Module):
         )
         if cfg.cell == "lstm":
             self.rnn = nn.LSTM(**rnn_args)
+        elif cfg.cell in CELL_VARIANTS:
+            del rnn_args["batch_first"]  # LSTMVariant is always batch-first
+            self.rnn = LSTMVariant(**rnn_args, **CELL_VARIANTS[cfg.cell])
         elif cfg.cell == "gru":
             self.rnn = nn.GRU(**rnn_args)
         else:
@@ -38,6 +44,12 @@ class CharRNN(nn.Module):
     def _init_weights(self) -> None:
         cfg = self.cfg
         nn.init.normal_(self.embed.weight, std=0.1 if not cfg.tie_weights else cfg.hidden_size**-0.5)
+        if isinstance(self.rnn, LSTMVariant):
+            if cfg.forget_bias:
+                with torch.no_grad():
+                    for layer in range(cfg.layers):
+                        self.rnn.layer(layer)[2][self.rnn.forget_slice()].fill_(cfg.forget_bias)
+            return
         for layer in range(cfg.layers):
             w_hh = getattr(self.rnn, f"weight_hh_l{layer}")
             if cfg.cell == "rnn-relu":
@@ -58,7 +70,7 @@ class CharRNN(nn.Module):
         cfg = self.cfg
         device = device or self.head.weight.device
         zeros = torch.zeros(cfg.layers, batch_size, cfg.hidden_size, device=device)
-        return (zeros, zeros.clone()) if cfg.cell == "lstm" else (zeros,)
+        return (zeros, zeros.clone()) if cfg.cell in LSTM_CELLS else (zeros,)
 
     def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """ids (batch, time) -> logits (batch, time, vocab) and the state after the last step."""
@@ -66,7 +78,7 @@ class CharRNN(nn.Module):
         if state is None:
             out, new = self.rnn(x)
         else:
-            out, new = self.rnn(x, state if self.cfg.cell == "lstm" else state[0])
+            out, new = self.rnn(x, state if self.cfg.cell in LSTM_CELLS else state[0])
         new = tuple(new) if isinstance(new, tuple) else (new,)
         return self.head(self.drop(out)), new
 
@@ -83,6 +95,20 @@ _CELL_KERNELS = {
 }
 
 
+def _variant_cell(
+    x: torch.Tensor,
+    state: tuple[torch.Tensor, torch.Tensor],
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    bias: torch.Tensor,
+    peep: torch.Tensor | None,
+    coupled: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.lstm_cell's call for the LSTMVariant cells; bias may be a (batch, gates) table row."""
+    h, c, _ = cell_step(torch.addmm(torch.addmm(bias, x, w_ih.t()), state[0], w_hh.t()), state[1], peep, coupled)
+    return h, c
+
+
 class Stepper:
     """Advances the network one token at a time, with as little work per step as eager PyTorch allows.
 
@@ -93,15 +119,23 @@ class Stepper:
       bias, with a zero-width input. (CUDA's fused cell kernels want 1-D biases, so not there.)
     - The state is a flat list of (batch, hidden) tensors, h of every layer, then c of every layer
       for an LSTM: nothing is stacked or split per step.
+    - The LSTM variants (charrnn/cells.py) step through their own TorchScript cell, with the same
+      first-layer table.
 
     Weights are read when the stepper is made; dropout is off, as in eval mode.
     """
 
     def __init__(self, model: CharRNN) -> None:
         cfg, rnn = model.cfg, model.rnn
-        self.cell, self.layers, self.lstm = _CELL_KERNELS[cfg.cell], cfg.layers, cfg.cell == "lstm"
-        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-        self.weights = [[getattr(rnn, f"{n}_l{k}").detach() for n in names] for k in range(cfg.layers)]
+        self.layers, self.lstm = cfg.layers, cfg.cell in LSTM_CELLS
+        if isinstance(rnn, LSTMVariant):
+            # Its one bias and its peepholes (or None) take the places of bias_ih and bias_hh.
+            self.cell = functools.partial(_variant_cell, coupled=rnn.coupled)
+            self.weights = [[None if t is None else t.detach() for t in rnn.layer(k)] for k in range(cfg.layers)]
+        else:
+            self.cell = _CELL_KERNELS[cfg.cell]
+            names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            self.weights = [[getattr(rnn, f"{n}_l{k}").detach() for n in names] for k in range(cfg.layers)]
         self.embed = model.embed.weight.detach()
         self.head_weight, self.head_bias = model.head.weight.detach().t(), model.head.bias.detach()
         self.table: torch.Tensor | None = None

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from charrnn.config import CELLS, ModelConfig
+from charrnn.config import CELLS, LSTM_CELLS, ModelConfig
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN
 
@@ -14,7 +14,7 @@ def test_shapes_and_state_for_each_cell(cell):
     model = CharRNN(ModelConfig(vocab_size=30, cell=cell, hidden_size=24, embed_size=16, layers=3))
     logits, state = model(torch.randint(30, (5, 7)))
     assert logits.shape == (5, 7, 30)
-    assert len(state) == (2 if cell == "lstm" else 1)
+    assert len(state) == (2 if cell in LSTM_CELLS else 1)
     assert all(s.shape == (3, 5, 24) for s in state)
     logits2, _ = model(torch.randint(30, (5, 7)), state)  # the state carries into the next call
     assert logits2.shape == (5, 7, 30)

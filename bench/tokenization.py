@@ -1,7 +1,7 @@
 """Tokenization speed and peak memory per tokenizer, on a real text repeated to 100 MB and 1 GB.
 
-    nice -n 10 python bench/tokenize.py                      # 100 MB and 1 GB, all four tokenizers
-    python bench/tokenize.py --sizes 100 --tokenizers char    # a quick look
+    nice -n 10 python bench/tokenization.py                      # 100 MB and 1 GB, all four tokenizers
+    python bench/tokenization.py --sizes 100 --tokenizers char    # a quick look
 
 Each case runs in a fresh subprocess (`--child`) that tokenizes the corpus into an empty cache
 with charrnn.data.load_corpus (fingerprint, scan, tokenizer training, encoding to the memory
@@ -14,22 +14,16 @@ bench/results/tokenize.json.
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import platform
+import shutil
+import subprocess
 import sys
-
-# This file shares its name with the standard library's tokenize module: keep its folder off
-# the import path, or `python bench/tokenize.py` would shadow it.
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    del sys.path[0]
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import tempfile
+import time
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"
