@@ -6,6 +6,7 @@ With one process every helper here is a no-op, so the training loop reads the sa
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 import torch
@@ -43,6 +44,13 @@ def setup(device: torch.device) -> DistInfo:
 
 def teardown(info: DistInfo) -> None:
     if info.world > 1 and dist.is_initialized():
+        # Gloo's worker threads free finished work after a collective has returned, and freeing
+        # its tensors takes the GIL. The group is destroyed later, when DDP's reducer is freed,
+        # and its destructor joins those threads while holding the GIL: a deadlock we hit at exit
+        # about one run in five. So meet at a barrier, then let go of the GIL for a moment so the
+        # threads can finish freeing the barrier's and every earlier collective's work.
+        dist.barrier()
+        time.sleep(0.2)
         dist.destroy_process_group()
 
 
