@@ -390,17 +390,21 @@ def train(
         )
 
 
+# The model to load, shared by the commands that read one checkpoint.
+CheckpointOption = Annotated[
+    str | None,
+    typer.Option(
+        "--checkpoint",
+        "-c",
+        help="A checkpoint file or run folder. \\[default: best.pt of the latest run under checkpoints/]",
+        show_default=False,
+    ),
+]
+
+
 @app.command()
 def sample(
-    checkpoint: Annotated[
-        str | None,
-        typer.Option(
-            "--checkpoint",
-            "-c",
-            help="A checkpoint file or run folder. \\[default: best.pt of the latest run under checkpoints/]",
-            show_default=False,
-        ),
-    ] = None,
+    checkpoint: CheckpointOption = None,
     length: Annotated[
         int,
         typer.Option(
@@ -572,15 +576,7 @@ def plot(
 @app.command("eval")
 def eval_(
     file: Annotated[list[str], typer.Argument(help="Text files, folders or - for stdin.")],
-    checkpoint: Annotated[
-        str | None,
-        typer.Option(
-            "--checkpoint",
-            "-c",
-            help="A checkpoint file or run folder. \\[default: best.pt of the latest run under checkpoints/]",
-            show_default=False,
-        ),
-    ] = None,
+    checkpoint: CheckpointOption = None,
     unknown: Annotated[
         str, typer.Option(help="Characters the model never saw: skip them (with a warning), or error.")
     ] = "skip",
