@@ -122,6 +122,7 @@ class SampleConfig:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     unknown: str = "error"  # or "skip": characters a char model never saw
+    precision: str = "auto"  # the generation step's weights: auto (fp16 on a CPU that has the kernel), fp32, fp16
 
     def __post_init__(self) -> None:
         if self.length < 0:
@@ -146,3 +147,5 @@ class SampleConfig:
             raise CharRNNError("--unknown must be 'error' or 'skip'")
         if any(not s for s in self.stop):
             raise CharRNNError("--stop needs a non-empty string")
+        if self.precision not in ("auto", "fp32", "fp16"):
+            raise CharRNNError(f"--precision must be auto, fp32 or fp16, got {self.precision!r}")

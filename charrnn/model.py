@@ -9,6 +9,7 @@ from torch import nn
 
 from charrnn.cells import CELL_VARIANTS, LSTMVariant, cell_step
 from charrnn.config import LSTM_CELLS, ModelConfig
+from charrnn.errors import CharRNNError
 
 # The recurrent state: (h, c) for the LSTM cells, (h,) for the others; each tensor (layers, batch, hidden).
 State = tuple[torch.Tensor, ...]
@@ -40,6 +41,7 @@ class CharRNN(nn.Module):
         if cfg.tie_weights:
             self.head.weight = self.embed.weight
         self._init_weights()
+        self._stepper: tuple[tuple, Stepper] | None = None  # see stepper()
 
     def _init_weights(self) -> None:
         cfg = self.cfg
@@ -82,9 +84,16 @@ class CharRNN(nn.Module):
         new = tuple(new) if isinstance(new, tuple) else (new,)
         return self.head(self.drop(out)), new
 
-    def stepper(self) -> Stepper:
-        """A fast one-token-at-a-time view of this network for generation (see Stepper)."""
-        return Stepper(self)
+    def stepper(self, precision: str = "fp32") -> Stepper | HalfStepper:
+        """A fast one-token-at-a-time view of this network for generation (see Stepper);
+        precision "fp16" stores its weights as fp16 (CPU only, see HalfStepper).
+
+        Kept until the weights change or move, so repeated generation from one model does not
+        pay for building it again (packing the fp16 weights takes about 35 ms at 2x512)."""
+        key = (precision, self.head.weight.device, tuple(p._version for p in self.parameters()))
+        if self._stepper is None or self._stepper[0] != key:
+            self._stepper = (key, HalfStepper(self) if precision == "fp16" else Stepper(self))
+        return self._stepper[1]
 
 
 _CELL_KERNELS = {
@@ -107,6 +116,9 @@ def _variant_cell(
     """torch.lstm_cell's call for the LSTMVariant cells; bias may be a (batch, gates) table row."""
     h, c, _ = cell_step(torch.addmm(torch.addmm(bias, x, w_ih.t()), state[0], w_hh.t()), state[1], peep, coupled)
     return h, c
+
+
+_WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 class Stepper:
@@ -134,8 +146,7 @@ class Stepper:
             self.weights = [[None if t is None else t.detach() for t in rnn.layer(k)] for k in range(cfg.layers)]
         else:
             self.cell = _CELL_KERNELS[cfg.cell]
-            names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-            self.weights = [[getattr(rnn, f"{n}_l{k}").detach() for n in names] for k in range(cfg.layers)]
+            self.weights = [[getattr(rnn, f"{n}_l{k}").detach() for n in _WEIGHT_NAMES] for k in range(cfg.layers)]
         self.embed = model.embed.weight.detach()
         self.head_weight, self.head_bias = model.head.weight.detach().t(), model.head.bias.detach()
         self.table: torch.Tensor | None = None
@@ -144,7 +155,8 @@ class Stepper:
             self.table = torch.addmm(b_ih, self.embed, w_ih.t())
             self.weights[0][0] = w_ih.new_empty(w_ih.shape[0], 0)
 
-    def split(self, state: State) -> list[torch.Tensor]:
+    @staticmethod
+    def split(state: State) -> list[torch.Tensor]:
         """The model's stacked state -> the stepper's flat list."""
         return [s for part in state for s in part.unbind(0)]
 
@@ -152,7 +164,7 @@ class Stepper:
         """ids (batch,) and states -> next-token logits (batch, vocab) and the new states."""
         n = self.layers
         if self.table is not None:
-            x, first_bias = self.table.new_empty(ids.shape[0], 0), self.table[ids]
+            x, first_bias = self.table.new_empty(ids.shape[0], 0), self.table.index_select(0, ids)
         else:
             x, first_bias = self.embed[ids], self.weights[0][2]
         hs, cs = [], []
@@ -166,6 +178,68 @@ class Stepper:
                 h = self.cell(x, states[k], w_ih, w_hh, b_ih, b_hh)
             hs.append(h)
             x = h
+        return torch.addmm(self.head_bias, x, self.head_weight), hs + cs
+
+
+def half_weights_available() -> bool:
+    """Whether this torch build has fbgemm's fp16-weight kernels (x86 CPUs)."""
+    return "fbgemm" in torch.backends.quantized.supported_engines and hasattr(
+        torch.ops.quantized, "quantized_gru_cell_dynamic"
+    )
+
+
+# fbgemm's fused single-step cells over fp16 weights, for the cells PyTorch ships.
+_HALF_CELL_KERNELS = {
+    "lstm": "quantized_lstm_cell_dynamic",
+    "gru": "quantized_gru_cell_dynamic",
+    "rnn": "quantized_rnn_tanh_cell_dynamic",
+    "rnn-relu": "quantized_rnn_relu_cell_dynamic",
+}
+HALF_CELLS = tuple(_HALF_CELL_KERNELS)
+
+
+class HalfStepper:
+    """The Stepper with the recurrent weights stored as fp16, stepped by fbgemm's fused cells
+    (CPU; activations, sums and the state stay fp32). For lstm, gru, rnn and rnn-relu.
+
+    Why: a batch-1 step reads every weight once, so it runs at the speed the weights stream from
+    memory. A 2x512 GRU's 9.5 MB of fp32 weights overflow this machine's share of the L3 cache;
+    half the bytes fit, and one fused call per layer replaces a dozen small ops (bench/generate.py).
+    Each weight moves by at most 2^-11 of itself, so the logits move by about 1e-4 of their size:
+    samples and log-probabilities differ from the fp32 network's only where two tokens are that close.
+    """
+
+    def __init__(self, model: CharRNN) -> None:
+        cfg, rnn = model.cfg, model.rnn
+        if cfg.cell not in HALF_CELLS or model.head.weight.device.type != "cpu":
+            raise CharRNNError(f"fp16 generation covers {', '.join(HALF_CELLS)} on the CPU")
+        pack = torch.ops.quantized.linear_prepack_fp16
+        self.cell = getattr(torch.ops.quantized, _HALF_CELL_KERNELS[cfg.cell])
+        self.layers, self.lstm = cfg.layers, cfg.cell == "lstm"
+        self.weights = []  # per layer: packed W_ih with b_ih, packed W_hh with b_hh, then the biases
+        for k in range(cfg.layers):
+            w_ih, w_hh, b_ih, b_hh = (getattr(rnn, f"{n}_l{k}").detach() for n in _WEIGHT_NAMES)
+            self.weights.append((pack(w_ih, b_ih), pack(w_hh, b_hh), b_ih, b_hh))  # the kernel adds the packed biases
+        self.embed = model.embed.weight.detach()
+        self.head_weight, self.head_bias = model.head.weight.detach().t(), model.head.bias.detach()
+        # A character vocabulary's small output layer stays fp32 (fbgemm's fixed cost per call
+        # outweighs the bytes saved); a subword vocabulary's large one is packed too.
+        self.head = pack(self.head_weight.t().contiguous(), self.head_bias) if cfg.vocab_size > 1024 else None
+
+    split = staticmethod(Stepper.split)
+
+    def __call__(self, ids: torch.Tensor, states: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        n, x = self.layers, self.embed.index_select(0, ids)
+        hs, cs = [], []
+        for k, weights in enumerate(self.weights):
+            if self.lstm:
+                x, c = self.cell(x, [states[k], states[n + k]], *weights)
+                cs.append(c)
+            else:
+                x = self.cell(x, states[k], *weights)
+            hs.append(x)
+        if self.head is not None:
+            return torch.ops.quantized.linear_dynamic_fp16(x, self.head), hs + cs
         return torch.addmm(self.head_bias, x, self.head_weight), hs + cs
 
 

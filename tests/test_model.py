@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from charrnn.config import CELLS, LSTM_CELLS, ModelConfig
 from charrnn.errors import CharRNNError
-from charrnn.model import CharRNN
+from charrnn.model import HALF_CELLS, CharRNN, HalfStepper, half_weights_available
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -37,6 +37,43 @@ def test_stepper_matches_the_sequence_kernel(cell):
     # A state from the sequence kernel carries on through the stepper.
     logits, _ = step(ids[:, 4], step.split(final))
     torch.testing.assert_close(logits, rest[:, 0], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.skipif(not half_weights_available(), reason="this torch build has no fbgemm fp16 kernel")
+@pytest.mark.parametrize("cell", HALF_CELLS)
+def test_half_stepper_computes_the_network_of_its_rounded_weights(cell):
+    """The fp16 stepper's only difference from the fp32 one is rounding each weight to fp16."""
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=20, cell=cell, hidden_size=32, embed_size=8, layers=2)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.half().float())
+        if cell == "rnn-relu":  # IRNN's tiny input weights would leave the test blind to them
+            for p in model.rnn.parameters():
+                p.copy_(torch.randn_like(p).div(4).half().float())
+    ids = torch.randint(20, (3, 6))
+    half, exact = model.stepper("fp16"), model.stepper()
+    assert isinstance(half, HalfStepper)
+    half_states = exact_states = exact.split(model.init_state(3))
+    with torch.inference_mode():
+        for t in range(6):
+            half_logits, half_states = half(ids[:, t], half_states)
+            exact_logits, exact_states = exact(ids[:, t], exact_states)
+            torch.testing.assert_close(half_logits, exact_logits, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(half_states, exact_states, atol=1e-5, rtol=1e-4)
+
+
+def test_stepper_is_kept_until_the_weights_change():
+    model = CharRNN(ModelConfig(vocab_size=20, hidden_size=16, embed_size=8)).eval()
+    step = model.stepper()
+    assert model.stepper() is step
+    with torch.no_grad():
+        model.head.bias.add_(1.0)
+    fresh = model.stepper()
+    assert fresh is not step
+    logits, _ = fresh(torch.tensor([3]), fresh.split(model.init_state(1)))
+    with torch.no_grad():
+        torch.testing.assert_close(logits, model(torch.tensor([[3]]))[0][:, 0])
 
 
 def test_irnn_starts_from_the_identity():

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ import torch
 from charrnn import checkpoint, train
 from charrnn.config import DataConfig, ModelConfig, SampleConfig, TrainConfig
 from charrnn.errors import CharRNNError
-from charrnn.model import CharRNN
+from charrnn.model import CharRNN, half_weights_available
 from charrnn.sample import Utf8Guard, apply_repetition_penalty, apply_top_k, apply_top_p, generate, pick
 from charrnn.tokenizers import ByteTokenizer, CharTokenizer
 from charrnn.ui import SampleWriter
@@ -50,6 +51,18 @@ def test_a_batch_of_samples_equals_single_runs_seeded_in_turn(model_and_tok):
     assert len({s.text for s in batch}) > 1
 
 
+def test_precision_of_the_generation_step(model_and_tok):
+    auto = run(model_and_tok, length=50, seed=4)[0]
+    assert auto.settings["precision"] == ("fp16" if half_weights_available() else "fp32")
+    exact = run(model_and_tok, length=50, seed=4, precision="fp32")[0]
+    assert exact.settings["precision"] == "fp32" and len(exact.text) == 50
+    # The LSTM variants have no fp16 kernel: auto gives fp32, asking for fp16 is an error.
+    variant = CharRNN(ModelConfig(vocab_size=model_and_tok[1].vocab_size, cell="lstm-cifg", hidden_size=8))
+    assert generate(variant, model_and_tok[1], SampleConfig(length=5))[0].settings["precision"] == "fp32"
+    with pytest.raises(CharRNNError, match="--precision fp16"):
+        generate(variant, model_and_tok[1], SampleConfig(length=5, precision="fp16"))
+
+
 def test_stop_string_ends_the_sample(model_and_tok):
     text = run(model_and_tok, length=2000, seed=2, stop=["\n"], prime="A")[0].text
     assert "\n" not in text and len(text) < 2000
@@ -86,6 +99,7 @@ class ChainModel:
     """A hand-built model whose next-token distribution depends only on the last token."""
 
     def __init__(self, table: dict[int, list[float]], vocab: int) -> None:
+        self.cfg = SimpleNamespace(cell="chain")  # a cell without fp16 kernels: the fp32 path
         self.logp = torch.full((vocab, vocab), -1e9)
         for prev, probs in table.items():
             self.logp[prev] = torch.tensor(probs).log()
@@ -99,7 +113,7 @@ class ChainModel:
     def __call__(self, ids, state):  # both the prime's call and a step: the state does not matter
         return self.logp[ids], state
 
-    def stepper(self):
+    def stepper(self, precision="fp32"):
         return self
 
     def split(self, state):
@@ -139,11 +153,11 @@ def test_beam_streams_the_agreed_prefix_before_the_search_ends(model_and_tok, mo
     steps = 0
     make = model.stepper
 
-    def counting_stepper():
-        inner = make()
+    def counting_stepper(precision="fp32"):
+        inner = make(precision)
 
         class Counting:
-            split = inner.split
+            split = staticmethod(inner.split)
 
             def __call__(self, ids, states):
                 nonlocal steps
@@ -227,6 +241,7 @@ def test_writer_echoes_the_prime_and_separates_samples(model_and_tok):
         ({"length": -1}, "--length"),
         ({"num_samples": 0}, "--num-samples"),
         ({"top_k": -2}, "--top-k"),
+        ({"precision": "bf16"}, "--precision"),
     ],
 )
 def test_bad_settings_are_named(kw, message):
