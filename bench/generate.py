@@ -1,5 +1,8 @@
 """Generation speed: charrnn's decoding loop against a plain eager PyTorch loop.
 
+charrnn's default step on a CPU keeps its weights in fp16 (charrnn.model.HalfStepper); the
+"fp32" rows run the exact fp32 step.
+
 The plain loop is the way the classic char-rnn and the PyTorch examples generate: the model's
 nn.LSTM / nn.GRU (eval mode) called once per character, softmax, torch.multinomial, .item().
 Models are randomly initialised 2x512 networks over a 65-character vocabulary (Tiny
@@ -26,7 +29,7 @@ import torch
 
 from charrnn.config import ModelConfig, SampleConfig
 from charrnn.model import CharRNN
-from charrnn.sample import generate
+from charrnn.sample import generate, step_precision
 from charrnn.tokenizers import CharTokenizer
 
 CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -91,18 +94,24 @@ def bench_cell(cell: str, args: argparse.Namespace, device: torch.device) -> lis
     cases: list[tuple[str, Callable[[], int]]] = [
         ("plain loop, batch 1", lambda: plain_loop(model, prime, n, 1, device)),
         ("charrnn sample, batch 1", ours()),
+        ("charrnn sample fp32, batch 1", ours(precision="fp32")),
         ("plain loop, 32 samples", lambda: plain_loop(model, prime, n, 32, device)),
         ("charrnn sample, 32 samples", ours(num_samples=32)),
+        ("charrnn sample fp32, 32 samples", ours(num_samples=32, precision="fp32")),
         *[(f"charrnn beam {k}", ours(beam=k)) for k in args.beams],
     ]
     rows = [
         {"cell": cell, "case": name, "seconds": seconds, "chars": chars, "chars_per_sec": chars / seconds}
         for name, (seconds, chars) in timed(cases, device, args.repeats).items()
     ]
+    default_precision = step_precision(SampleConfig(), model, device)
+    for r in rows:
+        if r["case"].startswith("charrnn"):
+            r["precision"] = "fp32" if "fp32" in r["case"] else default_precision
     by = {r["case"]: r for r in rows}
     for r in rows:
         if r["case"].startswith("charrnn sample"):
-            plain = by[r["case"].replace("charrnn sample", "plain loop")]
+            plain = by["plain loop," + r["case"].split(",")[1]]
             r["vs_plain_loop"] = r["chars_per_sec"] / plain["chars_per_sec"]
         if r["case"].startswith("charrnn beam"):
             # Cost per generated character relative to beam width 1.
@@ -114,23 +123,23 @@ def bench_cell(cell: str, args: argparse.Namespace, device: torch.device) -> lis
 
 def print_table(rows: list[dict]) -> None:
     print(
-        f"| {'cell':4} | {'case':27} | {'chars/s':>9} | {'ms/char':>8} | {'vs plain loop':>13} | {'cost vs beam 1':>14} |"
+        f"| {'cell':4} | {'case':31} | {'chars/s':>9} | {'ms/char':>8} | {'vs plain loop':>13} | {'cost vs beam 1':>14} |"
     )
-    print(f"| {'-' * 4} | {'-' * 27} | {'-' * 9}:| {'-' * 8}:| {'-' * 13}:| {'-' * 14}:|")
+    print(f"| {'-' * 4} | {'-' * 31} | {'-' * 9}:| {'-' * 8}:| {'-' * 13}:| {'-' * 14}:|")
     for r in rows:
         ratio = f"{r['vs_plain_loop']:.2f}x" if "vs_plain_loop" in r else ""
         cost = f"{r['cost_vs_beam_1']:.2f}x" if "cost_vs_beam_1" in r else ""
         ms = 1000 * r["seconds"] / r["chars"]
-        print(f"| {r['cell']:4} | {r['case']:27} | {r['chars_per_sec']:9.0f} | {ms:8.3f} | {ratio:>13} | {cost:>14} |")
+        print(f"| {r['cell']:4} | {r['case']:31} | {r['chars_per_sec']:9.0f} | {ms:8.3f} | {ratio:>13} | {cost:>14} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--cells", nargs="+", default=["lstm", "gru"])
-    parser.add_argument("--length", type=int, default=400, help="characters generated per sample")
+    parser.add_argument("--length", type=int, default=1000, help="characters generated per sample")
     parser.add_argument("--beams", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per case; the median is reported")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per case; the median is reported")
     parser.add_argument("--threads", type=int, help="torch CPU threads \\[default: torch's choice]")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "generate.json"))
     args = parser.parse_args()
