@@ -14,6 +14,7 @@ from charrnn.config import ModelConfig
 from charrnn.model import CharRNN
 
 from .test_cli import charrnn
+from .test_distributed import train_in_one_and_two_processes
 
 
 def _from_nn_lstm(lstm: torch.nn.LSTM) -> LSTMVariant:
@@ -155,12 +156,4 @@ def test_train_resume_sample_eval_gradflow(cell, tmp_path, shakespeare_head):
 
 @pytest.mark.slow
 def test_two_processes_match_one(tmp_path, shakespeare_head):
-    args = [str(shakespeare_head), *_train_args("lstm-cifg", tmp_path)]
-    one = charrnn("train", *args, "--out", str(tmp_path / "one"), cwd=tmp_path)
-    assert one.returncode == 0, one.stderr
-    two = charrnn("train", *args, "--out", str(tmp_path / "two"), "--nproc", "2", cwd=tmp_path)
-    assert two.returncode == 0, two.stderr[-2000:]
-    a = torch.load(tmp_path / "one" / "last.pt", weights_only=True)
-    b = torch.load(tmp_path / "two" / "last.pt", weights_only=True)
-    for name, weight in a["model"].items():
-        torch.testing.assert_close(b["model"][name], weight, rtol=1e-3, atol=1e-4)
+    train_in_one_and_two_processes(tmp_path, [str(shakespeare_head), *_train_args("lstm-cifg", tmp_path)])

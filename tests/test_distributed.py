@@ -15,19 +15,25 @@ ARGS = (
 ).split()
 
 
+def train_in_one_and_two_processes(tmp_path, args: list[str]) -> tuple[dict, dict]:
+    """Train the same run in one process (into tmp_path/one) and in two (tmp_path/two); check that
+    the two end with the same weights and return both last.pt checkpoints."""
+    single = charrnn("train", *args, "--out", str(tmp_path / "one"), cwd=tmp_path)
+    assert single.returncode == 0, single.stderr
+    multi = charrnn("train", *args, "--out", str(tmp_path / "two"), "--nproc", "2", cwd=tmp_path)
+    assert multi.returncode == 0, multi.stderr[-2000:]
+    one = torch.load(tmp_path / "one" / "last.pt", weights_only=True)
+    two = torch.load(tmp_path / "two" / "last.pt", weights_only=True)
+    for name, weight in one["model"].items():
+        torch.testing.assert_close(two["model"][name], weight, rtol=1e-3, atol=1e-4)
+    return one, two
+
+
 @pytest.mark.slow
 def test_two_processes_match_one_and_the_loss_falls(tmp_path, shakespeare_head):
     common = [str(shakespeare_head), *ARGS, "--cache-dir", str(tmp_path / "cache")]
-    single = charrnn("train", *common, "--out", str(tmp_path / "one"), cwd=tmp_path)
-    assert single.returncode == 0, single.stderr
-    multi = charrnn("train", *common, "--out", str(tmp_path / "two"), "--nproc", "2", cwd=tmp_path)
-    assert multi.returncode == 0, multi.stderr[-2000:]
-
-    one = torch.load(tmp_path / "one" / "last.pt", weights_only=True)
-    two = torch.load(tmp_path / "two" / "last.pt", weights_only=True)
+    one, two = train_in_one_and_two_processes(tmp_path, common)
     assert two["cursor"]["step"] == one["cursor"]["step"] == 30
-    for name, weight in one["model"].items():
-        torch.testing.assert_close(two["model"][name], weight, rtol=1e-3, atol=1e-4)
     # The saved hidden state covers the whole batch, gathered from both ranks.
     assert two["state"][0].shape == one["state"][0].shape
 
