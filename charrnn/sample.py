@@ -178,7 +178,7 @@ class Sample:
 
 def step_precision(cfg: SampleConfig, model: CharRNN, device: torch.device) -> str:
     """The generation step's weights: auto is fp16 where HalfStepper runs (a CPU with fbgemm,
-    the cells PyTorch ships), about twice the speed at batch 1; else fp32."""
+    the cells PyTorch ships), 2-3x the fp32 step's speed at batch 1; else fp32."""
     half_ok = device.type == "cpu" and model.cfg.cell in HALF_CELLS and half_weights_available()
     if cfg.precision == "auto":
         return "fp16" if half_ok else "fp32"
