@@ -181,13 +181,6 @@ class Stepper:
         return torch.addmm(self.head_bias, x, self.head_weight), hs + cs
 
 
-def half_weights_available() -> bool:
-    """Whether this torch build has fbgemm's fp16-weight kernels (x86 CPUs)."""
-    return "fbgemm" in torch.backends.quantized.supported_engines and hasattr(
-        torch.ops.quantized, "quantized_gru_cell_dynamic"
-    )
-
-
 # fbgemm's fused single-step cells over fp16 weights, for the cells PyTorch ships.
 _HALF_CELL_KERNELS = {
     "lstm": "quantized_lstm_cell_dynamic",
@@ -209,10 +202,24 @@ class HalfStepper:
     samples and log-probabilities differ from the fp32 network's only where two tokens are that close.
     """
 
+    @staticmethod
+    def supports(cell: str, device: torch.device) -> bool:
+        """Whether fp16 steps can run: on the CPU, for the cells PyTorch ships, with a torch build
+        that has fbgemm's fp16 kernels (x86)."""
+        return (
+            device.type == "cpu"
+            and cell in HALF_CELLS
+            and "fbgemm" in torch.backends.quantized.supported_engines
+            and hasattr(torch.ops.quantized, "quantized_gru_cell_dynamic")
+        )
+
     def __init__(self, model: CharRNN) -> None:
         cfg, rnn = model.cfg, model.rnn
-        if cfg.cell not in HALF_CELLS or model.head.weight.device.type != "cpu":
-            raise CharRNNError(f"fp16 generation covers {', '.join(HALF_CELLS)} on the CPU")
+        if not self.supports(cfg.cell, model.head.weight.device):
+            raise CharRNNError(
+                f"--precision fp16 needs the CPU, a torch build with fbgemm and one of the cells {', '.join(HALF_CELLS)}; "
+                "use fp32"
+            )
         pack = torch.ops.quantized.linear_prepack_fp16
         self.cell = getattr(torch.ops.quantized, _HALF_CELL_KERNELS[cfg.cell])
         self.layers, self.lstm = cfg.layers, cfg.cell == "lstm"

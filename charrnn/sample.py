@@ -15,8 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from charrnn.config import SampleConfig
-from charrnn.errors import CharRNNError
-from charrnn.model import HALF_CELLS, CharRNN, State, half_weights_available
+from charrnn.model import CharRNN, HalfStepper, Stepper
 from charrnn.tokenizers import StreamDecoder, Tokenizer, decode
 
 # -- strategies: logits (batch, vocab) -> logits ------------------------------------------------
@@ -100,9 +99,10 @@ class Utf8Guard:
         self.table = torch.tensor(table, dtype=torch.long, device=device)  # (state, token) -> state
         self.blocked = self.table < 0
 
-    @staticmethod
-    def needed(pieces: list[bytes]) -> bool:
-        return any(len(p) == 1 and p[0] >= 0x80 for p in pieces)
+    @classmethod
+    def for_pieces(cls, pieces: list[bytes], device: torch.device) -> Utf8Guard | None:
+        """A guard for a vocabulary with single-byte tokens above ASCII; None when it has none."""
+        return cls(pieces, device) if any(len(p) == 1 and p[0] >= 0x80 for p in pieces) else None
 
     def mask(self, logits: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         return logits.masked_fill(self.blocked[state], -math.inf)
@@ -177,16 +177,10 @@ class Sample:
 
 
 def step_precision(cfg: SampleConfig, model: CharRNN, device: torch.device) -> str:
-    """The generation step's weights: auto is fp16 where HalfStepper runs (a CPU with fbgemm,
-    the cells PyTorch ships), 2-3x the fp32 step's speed at batch 1; else fp32."""
-    half_ok = device.type == "cpu" and model.cfg.cell in HALF_CELLS and half_weights_available()
+    """The generation step's weights: auto is fp16 where HalfStepper runs, 2-3x the fp32 step's
+    speed at batch 1, else fp32. An fp16 the model cannot run is refused by HalfStepper."""
     if cfg.precision == "auto":
-        return "fp16" if half_ok else "fp32"
-    if cfg.precision == "fp16" and not half_ok:
-        raise CharRNNError(
-            f"--precision fp16 needs the CPU, a torch build with fbgemm and one of the cells {', '.join(HALF_CELLS)}; "
-            "use fp32"
-        )
+        return "fp16" if HalfStepper.supports(model.cfg.cell, device) else "fp32"
     return cfg.precision
 
 
@@ -202,13 +196,17 @@ def _prime_ids(tokenizer: Tokenizer, cfg: SampleConfig, generator: torch.Generat
     return torch.randint(tokenizer.vocab_size, (1,), generator=generator)
 
 
-def _run_prime(model: CharRNN, prime: torch.Tensor, rows: int, device: torch.device) -> tuple[torch.Tensor, State]:
-    """Feed the prime in one call of the sequence kernel; returns the next-token logits and state."""
+def _start(
+    model: CharRNN, cfg: SampleConfig, prime: torch.Tensor, rows: int, device: torch.device
+) -> tuple[torch.Tensor, Stepper | HalfStepper, list[torch.Tensor], str]:
+    """Feed the prime in one call of the sequence kernel, then hand over to the stepper. Returns
+    the next-token logits for `rows` copies, the stepper, its states and its precision."""
     with torch.inference_mode():
-        state = model.init_state(1, device)
-        logits, state = model(prime[None].to(device), state)
-        last = logits[:, -1]
-    return last.expand(rows, -1).contiguous(), tuple(s.expand(-1, rows, -1).contiguous() for s in state)
+        logits, state = model(prime[None].to(device), model.init_state(1, device))
+    precision = step_precision(cfg, model, device)
+    step = model.stepper(precision)
+    states = step.split(tuple(s.expand(-1, rows, -1).contiguous() for s in state))
+    return logits[:, -1].expand(rows, -1).contiguous(), step, states, precision
 
 
 def generate(
@@ -231,13 +229,10 @@ def generate(
     n = cfg.num_samples
     generators = [torch.Generator().manual_seed(seed + i) for i in range(n)]
     prime = _prime_ids(tokenizer, cfg, generators[0])
-    logits, state = _run_prime(model, prime, n, device)
-    precision = step_precision(cfg, model, device)
-    step = model.stepper(precision)
-    states = step.split(state)
+    logits, step, states, precision = _start(model, cfg, prime, n, device)
     sinks = [TextSink(tokenizer, cfg.length, cfg.stop, (lambda t, i=i: emit(i, t)) if emit else None) for i in range(n)]
     seen = torch.zeros(n, tokenizer.vocab_size, dtype=torch.bool, device=device)
-    guard = Utf8Guard(tokenizer.pieces, device) if Utf8Guard.needed(tokenizer.pieces) else None
+    guard = Utf8Guard.for_pieces(tokenizer.pieces, device)
     utf8 = torch.zeros(n, dtype=torch.long, device=device)
     if cfg.prime:
         seen[:, prime.to(device)] = True
@@ -305,16 +300,13 @@ def beam_search(
     """
     k = cfg.beam
     prime = _prime_ids(tokenizer, cfg, torch.Generator().manual_seed(seed))
-    logits, state = _run_prime(model, prime, 1, device)
-    precision = step_precision(cfg, model, device)
-    step = model.stepper(precision)
-    states = step.split(state)
+    logits, step, states, precision = _start(model, cfg, prime, 1, device)
     live: list[list[int]] = [[]]
     chars = [0]  # characters begun so far, per live hypothesis: bytes that start a UTF-8 sequence
     piece_chars = [sum((b & 0xC0) != 0x80 for b in p) for p in tokenizer.pieces]
     tail = 4 * max((len(s) for s in cfg.stop), default=0) + 3
     scores = torch.zeros(1, dtype=torch.float64, device=device)
-    guard = Utf8Guard(tokenizer.pieces, device) if Utf8Guard.needed(tokenizer.pieces) else None
+    guard = Utf8Guard.for_pieces(tokenizer.pieces, device)
     utf8 = torch.zeros(1, dtype=torch.long, device=device)
     finished: list[tuple[float, float, str, list[int]]] = []  # (rank, log-prob, text, ids)
     shared = TextSink(tokenizer, cfg.length, cfg.stop, (lambda t: emit(0, t)) if emit else None)
