@@ -565,7 +565,7 @@ def plot(
     output: Annotated[Path, typer.Option("--output", "-o", help="The PNG to write.")] = Path("plot.png"),
     size: Annotated[str, typer.Option(help="Image size in pixels, WIDTHxHEIGHT.")] = "1200x800",
     terminal: Annotated[
-        bool, typer.Option(help="Draw the curves as text on stdout instead (the fallback without matplotlib).")
+        bool, typer.Option(help="Draw the curves as text charts on stdout instead of writing a PNG.")
     ] = False,
 ) -> None:
     """Plot training curves: loss against characters seen and wall time, gradient norm, learning rate.

@@ -279,7 +279,7 @@ def plot(profiles: list[Profile], out: Path) -> None:
 
     plt = pyplot()
     if plt is None:
-        raise CharRNNError("-o needs matplotlib: pip install 'charrnn[plot]'")
+        raise CharRNNError(f"writing {out} needs matplotlib, which is not installed: pip install matplotlib")
     fresh = [p for p in profiles if p.label.endswith(" fresh")]
     trained = [p for p in profiles if p not in fresh]
     panels = [(t, ps) for t, ps in (("freshly initialized", fresh), ("trained", trained)) if ps]

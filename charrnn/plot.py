@@ -60,7 +60,9 @@ def write_png(runs: list[tuple[str, list[dict]]], out: Path, size: tuple[int, in
     """Loss against characters and wall time, gradient norm and learning rate; runs overlaid."""
     plt = pyplot()
     if plt is None:
-        raise CharRNNError("writing a PNG needs matplotlib: pip install 'charrnn[plot]'")
+        raise CharRNNError(
+            f"writing {out} needs matplotlib, which is not installed: pip install matplotlib (or --terminal)"
+        )
     width, height = size
     fig, axes = plt.subplots(2, 2, figsize=(width / 100, height / 100), dpi=100)
     panels = [
@@ -129,11 +131,8 @@ def text_report(runs: list[tuple[str, list[dict]]]) -> str:
 
 
 def render(runs: list[str], out: Path, size: tuple[int, int], terminal: bool = False) -> str | None:
-    """Write the PNG and return None, or return text charts (asked for, or no matplotlib)."""
+    """Write the PNG and return None, or return text charts when `terminal` asks for them."""
     loaded = list(zip(run_labels(runs), (load_metrics(r) for r in runs), strict=True))
-    if not terminal and pyplot() is None:
-        log.warning("matplotlib is not installed (pip install 'charrnn[plot]'); drawing in the terminal instead")
-        terminal = True
     if terminal:
         return text_report(loaded)
     write_png(loaded, out, size)
