@@ -66,7 +66,19 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+BF16_OVERRIDE = "CHARRNN_CPU_BF16"  # 1 or 0: take the CPU to have (or lack) native bf16, whatever it has
+
+
 def cpu_supports_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 autocast pays off.
+
+    CHARRNN_CPU_BF16=1 or 0 overrides the probe, so one machine can exercise the other kind's
+    decisions (tests; a user who wants bf16 emulated anyway)."""
+    override = os.environ.get(BF16_OVERRIDE)
+    if override is not None:
+        if override not in ("0", "1"):
+            raise CharRNNError(f"{BF16_OVERRIDE} must be 0 or 1, got {override!r}")
+        return override == "1"
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 

@@ -13,8 +13,7 @@ from charrnn.cells import LSTMVariant
 from charrnn.config import ModelConfig
 from charrnn.model import CharRNN
 
-from .test_cli import charrnn
-from .test_distributed import train_in_one_and_two_processes
+from .conftest import charrnn, train_in_one_and_two_processes
 
 
 def _from_nn_lstm(lstm: torch.nn.LSTM) -> LSTMVariant:
@@ -131,10 +130,10 @@ def _train_args(cell: str, tmp_path) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cell", ["lstm-peephole", "lstm-cifg"])
-def test_train_resume_sample_eval_gradflow(cell, tmp_path, shakespeare_head):
+def test_train_resume_sample_eval_gradflow(cell, tmp_path, corpus_file):
     """The real commands on real text, and the weights-only checkpoint."""
     run = str(tmp_path / "run")
-    trained = charrnn("train", str(shakespeare_head), *_train_args(cell, tmp_path), "--out", run, cwd=tmp_path)
+    trained = charrnn("train", str(corpus_file), *_train_args(cell, tmp_path), "--out", run, cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     assert "rnn.peephole_l1" in torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -147,7 +146,7 @@ def test_train_resume_sample_eval_gradflow(cell, tmp_path, shakespeare_head):
     assert sampled.returncode == 0 and len(sampled.stdout) == len("ROMEO:") + 200, sampled.stderr
     beam = charrnn("sample", "-c", run, "--beam", "4", "--length", "60", cwd=tmp_path)
     assert beam.returncode == 0 and len(beam.stdout) == 60, beam.stderr
-    evaluated = charrnn("eval", str(shakespeare_head), "-c", run, "--json", cwd=tmp_path)
+    evaluated = charrnn("eval", str(corpus_file), "-c", run, "--json", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     assert 1.0 < json.loads(evaluated.stdout)["bits_per_char"] < 5.0
     flow = charrnn("gradflow", run, "--seq-len", "20", "--batches", "1", "--batch-size", "4", cwd=tmp_path)
@@ -155,5 +154,5 @@ def test_train_resume_sample_eval_gradflow(cell, tmp_path, shakespeare_head):
 
 
 @pytest.mark.slow
-def test_two_processes_match_one(tmp_path, shakespeare_head):
-    train_in_one_and_two_processes(tmp_path, [str(shakespeare_head), *_train_args("lstm-cifg", tmp_path)])
+def test_two_processes_match_one(tmp_path, corpus_file):
+    train_in_one_and_two_processes(tmp_path, [str(corpus_file), *_train_args("lstm-cifg", tmp_path)])

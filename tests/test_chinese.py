@@ -1,4 +1,4 @@
-"""A Chinese corpus end to end through the real command: train, sample, read the text."""
+"""A Chinese corpus (generated: tests/corpora.py) end to end through the real command: train, sample, read the text."""
 
 from __future__ import annotations
 
@@ -6,23 +6,18 @@ import re
 
 import pytest
 
-from tests.conftest import corpus
-from tests.test_cli import SMALL, charrnn
+from .conftest import SMALL, charrnn
 
 
 def _han_share(text: str) -> float:
-    """The share of Chinese characters among the visible ones.
-
-    U+FFFD is left out: a briefly trained subword model may emit byte-fallback pieces that do not
-    form whole UTF-8 characters, and decoding shows them as U+FFFD, as it should.
-    """
-    visible = [c for c in text if not c.isspace() and c != "\ufffd"]
+    """The share of Chinese characters among the visible ones."""
+    visible = [c for c in text if not c.isspace()]
     return sum("\u4e00" <= c <= "\u9fff" for c in visible) / max(1, len(visible))
 
 
 @pytest.mark.parametrize("tokenizer", [["--tokenizer", "bpe", "--vocab-size", "500"], ["--tokenizer", "char"]])
-def test_chinese_lyrics_train_and_sample(tmp_path, tokenizer):
-    lyrics = corpus("jaychou_lyrics.txt")
+def test_chinese_train_and_sample(tmp_path, chinese_file, tokenizer):
+    lyrics = chinese_file
     run = tmp_path / "run"
     trained = charrnn(
         "train", str(lyrics), *tokenizer, *SMALL, "--max-steps", "30", "--eval-every", "30",

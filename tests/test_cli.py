@@ -13,31 +13,15 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "charrnn"]
-# Run this checkout's charrnn, whatever is installed.
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-SMALL = ["--hidden-size", "64", "--embed-size", "32", "--batch-size", "8", "--seq-len", "32"]
-
-
-def charrnn(*args: str, cwd: Path, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*CLI, *args],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-    )
+from .conftest import CLI, SMALL, charrnn
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, shakespeare_head) -> Path:
+def workdir(tmp_path_factory, corpus_file) -> Path:
     """A folder where `charrnn train` has run once, so checkpoints/ holds a run."""
     cwd = tmp_path_factory.mktemp("cli")
     result = charrnn(
-        "train", str(shakespeare_head), *SMALL, "--max-steps", "120", "--eval-every", "60", "--lr", "1e-2", cwd=cwd
+        "train", str(corpus_file), *SMALL, "--max-steps", "120", "--eval-every", "60", "--lr", "1e-2", cwd=cwd
     )
     assert result.returncode == 0, result.stderr
     assert "best val loss" in result.stderr and result.stdout == ""
@@ -191,12 +175,12 @@ def test_debug_shows_the_traceback(workdir):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_saves_last_and_exits_with_its_code(tmp_path, shakespeare_head, sig, code):
+def test_a_signal_saves_last_and_exits_with_its_code(tmp_path, corpus_file, sig, code):
     proc = subprocess.Popen(
         [
             *CLI,
             "train",
-            str(shakespeare_head),
+            str(corpus_file),
             *SMALL,
             "--max-steps",
             "100000",
@@ -228,12 +212,12 @@ def test_a_signal_saves_last_and_exits_with_its_code(tmp_path, shakespeare_head,
 
 
 @pytest.mark.slow
-def test_kill_9_leaves_loadable_checkpoints(tmp_path, shakespeare_head):
+def test_kill_9_leaves_loadable_checkpoints(tmp_path, corpus_file):
     proc = subprocess.Popen(
         [
             *CLI,
             "train",
-            str(shakespeare_head),
+            str(corpus_file),
             *SMALL,
             "--max-steps",
             "100000",

@@ -10,8 +10,7 @@ import pytest
 from charrnn import checkpoint
 from charrnn.evaluate import evaluate_text
 
-from .test_cli import CLI, SMALL, charrnn
-from .test_plot import png_size
+from .conftest import CLI, SMALL, charrnn, png_size
 
 
 def _one_error_line(result: subprocess.CompletedProcess, pattern: str) -> None:
@@ -40,8 +39,8 @@ def test_info(trained_run, tmp_path):
     _one_error_line(charrnn("info", str(tmp_path / "nowhere"), cwd=tmp_path), "no such checkpoint")
 
 
-def test_eval_a_file_and_stdin(trained_run, shakespeare_head, tmp_path):
-    text = shakespeare_head.read_text()[-20_000:]
+def test_eval_a_file_and_stdin(trained_run, corpus_file, tmp_path):
+    text = corpus_file.read_text()[-20_000:]
     (tmp_path / "held_out.txt").write_text(text)
     result = charrnn("eval", str(tmp_path / "held_out.txt"), "-c", str(trained_run), "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -68,18 +67,28 @@ def test_plot_two_runs_to_png_and_to_the_terminal(trained_run, tmp_path):
     _one_error_line(charrnn("plot", str(tmp_path), cwd=tmp_path), "no metrics.jsonl")
 
 
-def test_novelty_reads_the_sample_from_stdin(shakespeare_head, tmp_path):
-    sample = shakespeare_head.read_text()[1000:1300] + "Qqzx vbnm wert!"
-    result = charrnn("novelty", "-", "--corpus", str(shakespeare_head), "--json", cwd=tmp_path, stdin=sample)
+def test_plot_without_matplotlib_fails_instead_of_writing_no_file(trained_run, tmp_path):
+    out = tmp_path / "curves.png"
+    hide = "import sys; sys.modules['matplotlib'] = None; from charrnn.cli import main; sys.argv[0] = 'charrnn'; main()"
+    result = subprocess.run(
+        [*CLI[:1], "-c", hide, "plot", str(trained_run), "-o", str(out)], capture_output=True, text=True, cwd=tmp_path
+    )
+    _one_error_line(result, "needs matplotlib")
+    assert not out.exists()
+
+
+def test_novelty_reads_the_sample_from_stdin(corpus_file, tmp_path):
+    sample = corpus_file.read_text()[1000:1300] + "Qqzx vbnm wert!"
+    result = charrnn("novelty", "-", "--corpus", str(corpus_file), "--json", cwd=tmp_path, stdin=sample)
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert record["longest_copied"] >= 300 and record["novel_fraction"]["50"] > 0
     _one_error_line(charrnn("novelty", "-", "--corpus", "-", cwd=tmp_path, stdin="x"), "--corpus")
 
 
-def test_gradflow_of_a_checkpoint_with_a_plot(trained_run, shakespeare_head, tmp_path):
+def test_gradflow_of_a_checkpoint_with_a_plot(trained_run, corpus_file, tmp_path):
     out = tmp_path / "g.png"
-    args = ["gradflow", str(trained_run), "--corpus", str(shakespeare_head), "--seq-len", "25", "--batches", "1"]
+    args = ["gradflow", str(trained_run), "--corpus", str(corpus_file), "--seq-len", "25", "--batches", "1"]
     result = charrnn(*args, "-o", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "horizon" in result.stdout and png_size(out) == (600, 420)
@@ -87,9 +96,9 @@ def test_gradflow_of_a_checkpoint_with_a_plot(trained_run, shakespeare_head, tmp
     _one_error_line(charrnn("gradflow", "--compare", cwd=tmp_path), "--corpus")
 
 
-def test_tensorboard_flag(shakespeare_head, tmp_path):
+def test_tensorboard_flag(corpus_file, tmp_path):
     run = tmp_path / "run"
-    args = ["train", str(shakespeare_head), *SMALL, "--max-steps", "4", "--log-every", "2", "--tensorboard"]
+    args = ["train", str(corpus_file), *SMALL, "--max-steps", "4", "--log-every", "2", "--tensorboard"]
     result = charrnn(*args, "--out", str(run), "--cache-dir", str(tmp_path / "cache"), cwd=tmp_path)
     try:
         import torch.utils.tensorboard  # noqa: F401

@@ -56,10 +56,10 @@ def test_smallest_id_dtype():
     assert id_dtype(257) == np.uint16 and id_dtype(70000) == np.uint32
 
 
-def test_split_and_cache(tmp_path, shakespeare_head):
-    cfg = DataConfig(sources=[str(shakespeare_head)], cache_dir=str(tmp_path))
+def test_split_and_cache(tmp_path, corpus_file):
+    cfg = DataConfig(sources=[str(corpus_file)], cache_dir=str(tmp_path))
     corpus = load_corpus(cfg)
-    text = shakespeare_head.read_text(encoding="utf-8")
+    text = corpus_file.read_text(encoding="utf-8")
     assert corpus.train.n_chars + corpus.val.n_chars == len(text)
     assert corpus.val.n_chars == int(len(text) * 0.1)
     assert corpus.train.ids.dtype == np.uint8 and isinstance(corpus.train.ids, np.memmap)
@@ -124,10 +124,10 @@ def test_missing_source(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["char", "byte", "bpe", "unigram"])
-def test_every_tokenizer_holds_out_the_same_validation_text(tmp_path, shakespeare_head, kind):
+def test_every_tokenizer_holds_out_the_same_validation_text(tmp_path, corpus_file, kind):
     # Bits per character compare across tokenizers only if they score the same characters.
-    text = shakespeare_head.read_text(encoding="utf-8")
-    cfg = DataConfig(sources=[str(shakespeare_head)], tokenizer=kind, vocab_size=400, cache_dir=str(tmp_path))
+    text = corpus_file.read_text(encoding="utf-8")
+    cfg = DataConfig(sources=[str(corpus_file)], tokenizer=kind, vocab_size=400, cache_dir=str(tmp_path))
     corpus = load_corpus(cfg)
     n_train = len(text) - int(len(text) * 0.1)
     assert (corpus.train.n_chars, corpus.val.n_chars) == (n_train, len(text) - n_train)

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from .test_cli import charrnn
+from .conftest import charrnn, train_in_one_and_two_processes
 
 ARGS = (
     "--hidden-size 48 --embed-size 16 --batch-size 8 --seq-len 24 --dropout 0 --max-steps 30 --eval-every 15 "
@@ -15,23 +15,9 @@ ARGS = (
 ).split()
 
 
-def train_in_one_and_two_processes(tmp_path, args: list[str]) -> tuple[dict, dict]:
-    """Train the same run in one process (into tmp_path/one) and in two (tmp_path/two); check that
-    the two end with the same weights and return both last.pt checkpoints."""
-    single = charrnn("train", *args, "--out", str(tmp_path / "one"), cwd=tmp_path)
-    assert single.returncode == 0, single.stderr
-    multi = charrnn("train", *args, "--out", str(tmp_path / "two"), "--nproc", "2", cwd=tmp_path)
-    assert multi.returncode == 0, multi.stderr[-2000:]
-    one = torch.load(tmp_path / "one" / "last.pt", weights_only=True)
-    two = torch.load(tmp_path / "two" / "last.pt", weights_only=True)
-    for name, weight in one["model"].items():
-        torch.testing.assert_close(two["model"][name], weight, rtol=1e-3, atol=1e-4)
-    return one, two
-
-
 @pytest.mark.slow
-def test_two_processes_match_one_and_the_loss_falls(tmp_path, shakespeare_head):
-    common = [str(shakespeare_head), *ARGS, "--cache-dir", str(tmp_path / "cache")]
+def test_two_processes_match_one_and_the_loss_falls(tmp_path, corpus_file):
+    common = [str(corpus_file), *ARGS, "--cache-dir", str(tmp_path / "cache")]
     one, two = train_in_one_and_two_processes(tmp_path, common)
     assert two["cursor"]["step"] == one["cursor"]["step"] == 30
     # The saved hidden state covers the whole batch, gathered from both ranks.

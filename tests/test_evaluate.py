@@ -17,9 +17,9 @@ def model_and_tokenizer(trained_run):
     return checkpoint.build_model(checkpoint.load(trained_run / "best.pt"))
 
 
-def test_streaming_equals_one_pass_over_the_whole_text(model_and_tokenizer, shakespeare_head):
+def test_streaming_equals_one_pass_over_the_whole_text(model_and_tokenizer, corpus_file):
     model, tok = model_and_tokenizer
-    text = shakespeare_head.read_text()[:3000]
+    text = corpus_file.read_text()[:3000]
     ids = torch.from_numpy(tok.encode(text)).long()
     with torch.no_grad():
         logits, _ = model.eval()(ids[None, :-1])
@@ -34,9 +34,9 @@ def test_streaming_equals_one_pass_over_the_whole_text(model_and_tokenizer, shak
     assert whole.perplexity == pytest.approx(math.exp(whole.nats_per_token))
 
 
-def test_held_out_loss_is_close_to_the_run_s_validation_loss(model_and_tokenizer, trained_run, shakespeare_head):
+def test_held_out_loss_is_close_to_the_run_s_validation_loss(model_and_tokenizer, trained_run, corpus_file):
     model, tok = model_and_tokenizer
-    text = shakespeare_head.read_text()
+    text = corpus_file.read_text()
     held_out = text[len(text) - len(text) // 10 :]  # the run's validation split: the last 10%
     result = evaluate_text(model, tok, [held_out])
     best = checkpoint.load(trained_run / "best.pt")["cursor"]["best_val_loss"]

@@ -9,7 +9,7 @@ from charrnn import gradflow
 from charrnn.config import ModelConfig
 from charrnn.model import CharRNN
 
-from .test_plot import png_size
+from .conftest import png_size
 
 
 def _model(cell: str, layers: int = 2, forget_bias: float = 0.0) -> CharRNN:
@@ -72,8 +72,8 @@ def test_variants_label_each_forget_bias():
     assert gradflow.variants(["lstm"], [0.0]) == [("lstm", "lstm", 0.0)]
 
 
-def test_checkpoint_profile_table_and_plot(trained_run, shakespeare_head, tmp_path):
-    profile = gradflow.profile_checkpoint(str(trained_run), [str(shakespeare_head)], 30, 2, 4, 0, "cpu")
+def test_checkpoint_profile_table_and_plot(trained_run, corpus_file, tmp_path):
+    profile = gradflow.profile_checkpoint(str(trained_run), [str(corpus_file)], 30, 2, 4, 0, "cpu")
     assert profile.cell == "lstm" and np.all(np.isfinite(profile.h)) and profile.val_bpc is not None
     assert gradflow.shown_distances(30) == [0, 1, 2, 5, 10, 20, 29]
     table = gradflow.table([profile], 30)
@@ -83,9 +83,9 @@ def test_checkpoint_profile_table_and_plot(trained_run, shakespeare_head, tmp_pa
 
 
 @pytest.mark.slow
-def test_compare_trains_and_measures_each_cell(shakespeare_head):
+def test_compare_trains_and_measures_each_cell(corpus_file):
     profiles = gradflow.compare(
-        str(shakespeare_head),
+        str(corpus_file),
         ["rnn", "lstm"],
         [0.0, 1.0],
         2.0,

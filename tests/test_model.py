@@ -8,6 +8,8 @@ from charrnn.config import CELLS, LSTM_CELLS, ModelConfig
 from charrnn.errors import CharRNNError
 from charrnn.model import HALF_CELLS, CharRNN, HalfStepper
 
+from .skip_rule import machine_lacks
+
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_shapes_and_state_for_each_cell(cell):
@@ -40,7 +42,8 @@ def test_stepper_matches_the_sequence_kernel(cell):
 
 
 @pytest.mark.skipif(
-    not HalfStepper.supports("gru", torch.device("cpu")), reason="this torch build has no fbgemm fp16 kernel"
+    not HalfStepper.supports("gru", torch.device("cpu")),
+    reason=machine_lacks("fbgemm fp16 kernels in this torch build"),
 )
 @pytest.mark.parametrize(("cell", "vocab"), [(cell, 20) for cell in HALF_CELLS] + [("gru", 1100)])
 def test_half_stepper_computes_the_network_of_its_rounded_weights(cell, vocab):

@@ -1,22 +1,15 @@
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import sys
-from pathlib import Path
 
 import pytest
 
 from charrnn import plot
 from charrnn.errors import CharRNNError
 
-
-def png_size(path: Path) -> tuple[int, int]:
-    """Width and height from a PNG's IHDR chunk, after checking the signature."""
-    head = path.read_bytes()[:24]
-    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR", f"{path} is not a PNG"
-    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+from .conftest import png_size
 
 
 @pytest.fixture
@@ -36,12 +29,13 @@ def test_png_of_two_runs_has_the_asked_size(two_runs, tmp_path):
     assert png_size(out) == (900, 600)
 
 
-def test_without_matplotlib_the_curves_go_to_the_terminal(two_runs, tmp_path, monkeypatch, caplog):
+def test_without_matplotlib_a_png_is_an_error_and_text_charts_still_work(two_runs, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
     assert plot.pyplot() is None
-    with caplog.at_level(logging.WARNING, logger="charrnn"):
-        text = plot.render(two_runs, tmp_path / "x.png", (900, 600))
-    assert not (tmp_path / "x.png").exists() and "matplotlib is not installed" in caplog.text
+    with pytest.raises(CharRNNError, match="needs matplotlib"):
+        plot.render(two_runs, tmp_path / "x.png", (900, 600))
+    assert not (tmp_path / "x.png").exists()
+    text = plot.render(two_runs, tmp_path / "x.png", (900, 600), terminal=True)
     assert "loss (nats/token) against characters seen" in text and "gradient norm" in text
     assert "* run train" in text and "other-run val" in text
 

@@ -196,10 +196,10 @@ def test_repetition_penalty_breaks_greedy_loops(model_and_tok):
 
 
 @pytest.fixture(scope="module")
-def bpe_model(shakespeare_head, tmp_path_factory):
+def bpe_model(corpus_file, tmp_path_factory):
     root = tmp_path_factory.mktemp("bpe")
     train.train(
-        DataConfig(sources=[str(shakespeare_head)], tokenizer="bpe", vocab_size=400, cache_dir=str(root / "cache")),
+        DataConfig(sources=[str(corpus_file)], tokenizer="bpe", vocab_size=400, cache_dir=str(root / "cache")),
         {"hidden_size": 32, "embed_size": 16, "layers": 1, "dropout": 0.0},
         TrainConfig(max_steps=30, eval_every=30, batch_size=8, seq_len=16, warmup_steps=5, lr=1e-2),
         out=str(root / "run"),

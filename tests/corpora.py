@@ -1,0 +1,58 @@
+"""Text the tests make for themselves: seeded, the same on every machine, nothing read from outside.
+
+`play()` writes a script in the shape of a stage play (speaker names, lines of verse-like
+sentences from a small grammar, blank lines between speeches): structure a small model learns
+in seconds, so "the loss falls" and "the sample looks like the corpus" are real checks.
+`han_lines()` writes lines of Chinese words drawn from a Zipf-like distribution over ~2,000
+CJK ideographs: more distinct characters than a 500-piece SentencePiece vocabulary can hold,
+as in real Chinese text.
+"""
+
+from __future__ import annotations
+
+import random
+
+SPEAKERS = ["ROMEO", "JULIET", "NURSE", "FRIAR", "KING", "QUEEN", "DUKE", "CAPTAIN", "VIOLA", "BIANCA", "XAVIER"]
+DETERMINERS = ["the", "a", "my", "thy", "our", "this", "that", "no"]
+ADJECTIVES = ["gentle", "quiet", "bright", "proud", "weary", "sweet", "jealous", "brave", "vexed", "zealous", "old"]
+NOUNS = ["king", "heart", "night", "sword", "crown", "love", "queen", "friend", "moon", "jest", "vow", "axe", "fool"]
+VERBS = ["loves", "fears", "keeps", "breaks", "wakes", "calls", "seeks", "holds", "yields", "mocks", "jokes", "quits"]
+ENDINGS = [".", ".", ",", "!", "?", ";"]
+
+
+def _sentence(rng: random.Random) -> str:
+    words = [rng.choice(DETERMINERS)]
+    if rng.random() < 0.5:
+        words.append(rng.choice(ADJECTIVES))
+    words += [rng.choice(NOUNS), rng.choice(VERBS), rng.choice(DETERMINERS), rng.choice(NOUNS)]
+    text = " ".join(words) + rng.choice(ENDINGS)
+    return text[0].upper() + text[1:]
+
+
+def play(chars: int = 100_000, seed: int = 0) -> str:
+    """A stage play of about `chars` characters (exactly that many, cut at the end)."""
+    rng = random.Random(seed)
+    speeches = []
+    size = 0
+    while size < chars:
+        lines = [" ".join(_sentence(rng) for _ in range(rng.randint(1, 2))) for _ in range(rng.randint(1, 4))]
+        speech = f"{rng.choice(SPEAKERS)}:\n" + "\n".join(lines) + "\n\n"
+        speeches.append(speech)
+        size += len(speech)
+    return "".join(speeches)[:chars]
+
+
+def han_lines(chars: int = 40_000, seed: int = 0, alphabet: int = 2000) -> str:
+    """Lines of Chinese 'words' (1-3 ideographs), with a comma or full stop now and then."""
+    rng = random.Random(seed)
+    ideographs = [chr(0x4E00 + i * 7) for i in range(alphabet)]  # spread over U+4E00..U+848A, all assigned
+    weights = [1 / (rank + 1) for rank in range(alphabet)]  # Zipf: a few characters are very common
+    words = ["".join(rng.choices(ideographs, weights, k=rng.randint(1, 3))) for _ in range(3000)]
+    word_weights = [1 / (rank + 1) ** 0.8 for rank in range(len(words))]
+    lines, size = [], 0
+    while size < chars:
+        line = "".join(rng.choices(words, word_weights, k=rng.randint(4, 10)))
+        line += rng.choice(["", "", "，", "。"])
+        lines.append(line)
+        size += len(line) + 1
+    return "\n".join(lines)[:chars]
