@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import gc
 import io
 import itertools
 import logging
@@ -184,6 +185,7 @@ _SP_META_PIECES = 3 + 256  # <unk>, "\n", "\t" and the 256 byte pieces
 _SP_COVERAGE = 0.9995  # SentencePiece's default character_coverage
 SPACE_MARK = "\u2581"  # SentencePiece's stand-in for a space
 MAX_SENTENCE = 2048  # characters; encoding cost grows faster than linearly with sentence length
+_SP_BATCH = 4096  # sentences per call to SentencePiece
 # Lines (newline kept) cut to MAX_SENTENCE characters, and each SPACE_MARK on its own.
 _SENTENCE = re.compile(f"[^\n{SPACE_MARK}]{{1,{MAX_SENTENCE}}}\n?|\n|{SPACE_MARK}")
 
@@ -276,11 +278,17 @@ class SentencePieceTokenizer:
         # Short sentences keep SentencePiece fast; "\n" is a piece of its own, so cutting after
         # it changes nothing, and a cut inside a long line only moves one piece boundary.
         parts = _SENTENCE.findall(text)
+        # A few thousand sentences at a time: their lists of ids are made and freed in memory
+        # that stays in cache, where a whole block's would fault in tens of megabytes.
+        ids = [self._encode_parts(parts[i : i + _SP_BATCH], num_threads) for i in range(0, len(parts), _SP_BATCH)]
+        return np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
+
+    def _encode_parts(self, parts: list[str], num_threads: int) -> np.ndarray:
         try:
             encoded = self.sp.encode(parts, num_threads=num_threads)
         except (TypeError, UnicodeEncodeError):  # a lone surrogate, e.g. from undecodable argv bytes
             raise CharRNNError("the text holds invalid Unicode (lone surrogates); give valid UTF-8") from None
-        if SPACE_MARK in text:
+        if SPACE_MARK in parts:
             encoded = [self._mark_ids if p == SPACE_MARK else ids for p, ids in zip(parts, encoded, strict=True)]
         return np.fromiter(itertools.chain.from_iterable(encoded), dtype=np.int64)
 
@@ -327,6 +335,8 @@ _worker_tokenizer: SentencePieceTokenizer | None = None  # a worker process's ow
 
 def _start_worker(kind: str, model_proto: bytes) -> None:
     global _worker_tokenizer
+    # The collector would walk every object inherited from the parent, copying their pages.
+    gc.freeze()
     _worker_tokenizer = SentencePieceTokenizer(kind, model_proto)
 
 
