@@ -295,9 +295,9 @@ class SentencePieceTokenizer:
     def encode_blocks(self, blocks: Iterable[str], unknown: str = "error", workers: int = 0) -> Iterator[np.ndarray]:
         """encode() of each block, in order, spread over `workers` processes (0: one per core).
 
-        SentencePiece's own threads share one interpreter, whose lock serializes the conversion of
-        every sentence and id to and from Python; whole processes scale with the cores. At most two
-        blocks per worker are in flight, so memory stays flat however long the stream is.
+        SentencePiece's own threads still convert every sentence and id to and from Python on one
+        thread; whole processes scale with the cores. At most two blocks per worker are in flight,
+        so memory grows with the workers but not with the length of the stream.
         """
         workers = workers or available_cores()
         blocks = iter(blocks)
