@@ -5,7 +5,10 @@
 
 Each case runs in a fresh subprocess (`--child`) that tokenizes the corpus into an empty cache
 with charrnn.data.load_corpus (fingerprint, scan, tokenizer training, encoding to the memory
-map) and reports its wall time and peak resident memory (VmHWM). The "train" line tokenizes the
+map) and reports its wall time, its peak resident memory (VmHWM), the CPU time it and its
+SentencePiece encoding workers used, and the peak memory of it and its workers together (its
+resident set plus the workers' private pages, sampled every 20 ms). Each row also gives the
+load average before it: on a shared machine wall times are only as good as the idle cores. The "train" line tokenizes the
 1 GB corpus with chars and trains a few steps from the memory map; its memory is compared with
 the same training on a 1 MB corpus, which holds what the model itself needs. Corpora and caches
 live in a temporary folder under /tmp that is removed at the end. Prints a table and writes
@@ -18,10 +21,12 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -39,16 +44,66 @@ def peak_rss_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (encoding workers), user and system."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _rollup_kb(pid: str, *fields: str) -> int:
+    """Sum of the given fields (kB) of /proc/PID/smaps_rollup; 0 once the process is gone."""
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except OSError:  # a worker that has just exited
+        return 0
+    return sum(int(line.split()[1]) for line in lines if line.split(":")[0] in fields)
+
+
+def tree_memory_mb() -> float:
+    """This process's resident set plus its children's private pages (what forking them added)."""
+    children = [pid for task in Path("/proc/self/task").iterdir() for pid in (task / "children").read_text().split()]
+    kb = _rollup_kb("self", "Rss") + sum(_rollup_kb(pid, "Private_Clean", "Private_Dirty") for pid in children)
+    return kb / 1024
+
+
+class PeakTreeMemory:
+    """Samples tree_memory_mb every few milliseconds on a thread, keeping the peak."""
+
+    def __init__(self) -> None:
+        self.peak = 0.0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.done.wait(0.02):
+            self.peak = max(self.peak, tree_memory_mb())
+
+    def __enter__(self) -> PeakTreeMemory:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+
 def child_tokenize(corpus: str, tokenizer: str, cache: str) -> dict:
     from charrnn.config import DataConfig
     from charrnn.data import load_corpus
 
-    start = time.perf_counter()
-    loaded = load_corpus(DataConfig(sources=[corpus], tokenizer=tokenizer, cache_dir=cache))
+    start, cpu = time.perf_counter(), cpu_seconds()
+    with PeakTreeMemory() as memory:
+        loaded = load_corpus(DataConfig(sources=[corpus], tokenizer=tokenizer, cache_dir=cache))
     seconds = time.perf_counter() - start
     tokens = len(loaded.train.ids) + len(loaded.val.ids)
     chars = loaded.train.n_chars + loaded.val.n_chars
-    return {"seconds": seconds, "tokens": tokens, "chars_per_token": chars / tokens}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds() - cpu,
+        "tokens": tokens,
+        "chars_per_token": chars / tokens,
+        "tree_peak_mb": memory.peak,
+    }
 
 
 def child_train(corpus: str, val_file: str, cache: str, steps: int) -> dict:
@@ -125,9 +180,10 @@ def main() -> None:
             corpus = tmp / f"corpus-{size // MB}MB.txt"
             nbytes = build_corpus(args.source, size, corpus)
             for kind in kinds:
+                load = os.getloadavg()[0]  # the machine may be shared: say how busy it was
                 result = run_child("tokenize", str(corpus), kind, str(tmp / "cache"))
                 shutil.rmtree(tmp / "cache")
-                rows.append(_row(f"tokenize {kind}", nbytes, result, baseline))
+                rows.append({**_row(f"tokenize {kind}", nbytes, result, baseline), "load_before": load})
                 print(_line(rows[-1]), file=sys.stderr)
             if args.train_steps and size == max(sizes):
                 rows.extend(_train_lines(args, tmp, corpus, nbytes))
@@ -137,6 +193,7 @@ def main() -> None:
     report = {
         "source": args.source.name,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_implementation()} {platform.python_version()}",
+        "cpu": cpu_model(),
         "import_baseline_rss_mb": round(baseline, 1),
         "train_model": TRAIN_MODEL,
         "rows": rows,
@@ -144,6 +201,13 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     _print_table(report)
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
 
 
 def _train_lines(args: argparse.Namespace, tmp: Path, corpus: Path, nbytes: int) -> list[dict]:
@@ -170,7 +234,10 @@ def _row(case: str, nbytes: int, result: dict, baseline: float | None) -> dict:
 
 
 def _line(row: dict) -> str:
-    return f"{row['case']:>40} {row['corpus_mb']:>6} MB {row['mb_per_s']:>8} MB/s {row['peak_rss_mb']:>8.0f} MB peak"
+    line = f"{row['case']:>40} {row['corpus_mb']:>6} MB {row['mb_per_s']:>8} MB/s {row['peak_rss_mb']:>8.0f} MB peak"
+    if "cpu_seconds" in row:
+        line += f", with workers {row['tree_peak_mb']:.0f} MB, {row['cpu_seconds']:.1f} CPU s, load {row['load_before']:.2f}"
+    return line
 
 
 def _print_table(report: dict) -> None:
@@ -178,7 +245,18 @@ def _print_table(report: dict) -> None:
     from rich.table import Table
 
     table = Table(title=f"Tokenization, {report['source']} repeated ({report['machine']})")
-    for col in ("case", "corpus MB", "seconds", "MB/s", "chars/token", "peak RSS MB", "over baseline MB"):
+    cols = (
+        "case",
+        "corpus MB",
+        "seconds",
+        "MB/s",
+        "CPU s",
+        "chars/token",
+        "peak RSS MB",
+        "over baseline MB",
+        "with workers MB",
+    )
+    for col in cols:
         table.add_column(col, justify="left" if col == "case" else "right")
     for r in report["rows"]:
         table.add_row(
@@ -186,11 +264,13 @@ def _print_table(report: dict) -> None:
             str(r["corpus_mb"]),
             f"{r['seconds']:.1f}",
             f"{r['mb_per_s']:.1f}",
+            f"{r['cpu_seconds']:.1f}" if "cpu_seconds" in r else "",
             f"{r['chars_per_token']:.2f}" if "chars_per_token" in r else "",
             f"{r['peak_rss_mb']:.0f}",
             f"{r['rss_over_baseline_mb']:.0f}" if "rss_over_baseline_mb" in r else "",
+            f"{r['tree_peak_mb']:.0f}" if "tree_peak_mb" in r else "",
         )
-    Console(width=130).print(table)
+    Console(width=150).print(table)
     print(f"baseline (python + torch + charrnn.data imported): {report['import_baseline_rss_mb']:.0f} MB")
 
 

@@ -189,12 +189,17 @@ def _encode_to_file(
 ) -> tuple[int, int]:
     """Encode a stream of text into a flat id file; returns (tokens, characters)."""
     n_tokens = n_chars = 0
-    with atomic_write(path) as f:
+
+    def counted() -> Iterator[str]:
+        nonlocal n_chars
         for chunk in chunks:
-            ids = tok.encode(chunk, unknown=unknown)
+            n_chars += len(chunk)
+            yield chunk
+
+    with atomic_write(path) as f:
+        for ids in tokenizers.encode_blocks(tok, counted(), unknown):
             f.write(ids.astype(dtype).tobytes())
             n_tokens += len(ids)
-            n_chars += len(chunk)
     return n_tokens, n_chars
 
 

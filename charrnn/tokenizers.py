@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import base64
 import codecs
+import gc
 import io
 import itertools
 import logging
+import multiprocessing
+import os
 import re
-from collections.abc import Iterable, Sequence
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Protocol
 
 import numpy as np
@@ -179,6 +185,7 @@ _SP_META_PIECES = 3 + 256  # <unk>, "\n", "\t" and the 256 byte pieces
 _SP_COVERAGE = 0.9995  # SentencePiece's default character_coverage
 SPACE_MARK = "\u2581"  # SentencePiece's stand-in for a space
 MAX_SENTENCE = 2048  # characters; encoding cost grows faster than linearly with sentence length
+_SP_BATCH = 4096  # sentences per call to SentencePiece
 # Lines (newline kept) cut to MAX_SENTENCE characters, and each SPACE_MARK on its own.
 _SENTENCE = re.compile(f"[^\n{SPACE_MARK}]{{1,{MAX_SENTENCE}}}\n?|\n|{SPACE_MARK}")
 
@@ -266,20 +273,93 @@ class SentencePieceTokenizer:
     def vocab_size(self) -> int:
         return len(self.pieces)
 
-    def encode(self, text: str, unknown: str = "error") -> np.ndarray:
+    def encode(self, text: str, unknown: str = "error", num_threads: int = -1) -> np.ndarray:
+        """Ids of text; SentencePiece spreads its sentences over num_threads threads (-1: all cores)."""
         # Short sentences keep SentencePiece fast; "\n" is a piece of its own, so cutting after
         # it changes nothing, and a cut inside a long line only moves one piece boundary.
         parts = _SENTENCE.findall(text)
+        # A few thousand sentences at a time: their lists of ids are made and freed in memory
+        # that stays in cache, where a whole block's would fault in tens of megabytes.
+        ids = [self._encode_parts(parts[i : i + _SP_BATCH], num_threads) for i in range(0, len(parts), _SP_BATCH)]
+        return np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
+
+    def _encode_parts(self, parts: list[str], num_threads: int) -> np.ndarray:
         try:
-            encoded = self.sp.encode(parts)
+            encoded = self.sp.encode(parts, num_threads=num_threads)
         except (TypeError, UnicodeEncodeError):  # a lone surrogate, e.g. from undecodable argv bytes
             raise CharRNNError("the text holds invalid Unicode (lone surrogates); give valid UTF-8") from None
-        if SPACE_MARK in text:
+        if SPACE_MARK in parts:
             encoded = [self._mark_ids if p == SPACE_MARK else ids for p, ids in zip(parts, encoded, strict=True)]
         return np.fromiter(itertools.chain.from_iterable(encoded), dtype=np.int64)
 
+    def encode_blocks(self, blocks: Iterable[str], unknown: str = "error", workers: int = 0) -> Iterator[np.ndarray]:
+        """encode() of each block, in order, spread over `workers` processes (0: one per core).
+
+        SentencePiece's own threads still convert every sentence and id to and from Python on one
+        thread; whole processes scale with the cores. At most two blocks per worker are in flight,
+        so memory grows with the workers but not with the length of the stream.
+        """
+        workers = workers or available_cores()
+        blocks = iter(blocks)
+        head = list(itertools.islice(blocks, 2))
+        if len(head) < 2 or workers < 2 or sys.platform != "linux":
+            # One block is encoded as fast in this process; off Linux, fork is unsafe and spawn would
+            # re-import the caller's main module (torch and all) in every worker.
+            yield from (self.encode(block, unknown) for block in itertools.chain(head, blocks))
+            return
+        # Forked workers start at once, sharing this process's imports.
+        pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_start_worker,
+            initargs=(self.kind, self.model_proto),
+        )
+        try:
+            yield from _in_order(pool, _encode_in_worker, itertools.chain(head, blocks), 2 * workers)
+        finally:
+            pool.shutdown(cancel_futures=True)
+
     def to_state(self) -> dict:
         return {"kind": self.kind, "model_proto": base64.b64encode(self.model_proto).decode()}
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+_worker_tokenizer: SentencePieceTokenizer | None = None  # a worker process's own copy
+
+
+def _start_worker(kind: str, model_proto: bytes) -> None:
+    global _worker_tokenizer
+    # The collector would walk every object inherited from the parent, copying their pages.
+    gc.freeze()
+    _worker_tokenizer = SentencePieceTokenizer(kind, model_proto)
+
+
+def _encode_in_worker(text: str) -> np.ndarray:
+    return _worker_tokenizer.encode(text, num_threads=1)  # the other cores run the other workers
+
+
+def _in_order(pool: Executor, fn: Callable, items: Iterable, depth: int) -> Iterator:
+    """fn of each item on the pool, yielded in order, with at most `depth` items in flight."""
+    pending: deque[Future] = deque()
+    for item in items:
+        if len(pending) == depth:
+            yield pending.popleft().result()
+        pending.append(pool.submit(fn, item))
+    while pending:
+        yield pending.popleft().result()
+
+
+def encode_blocks(tokenizer: Tokenizer, blocks: Iterable[str], unknown: str = "error") -> Iterator[np.ndarray]:
+    """tokenizer.encode of each block, in order; SentencePiece uses every core for it."""
+    if isinstance(tokenizer, SentencePieceTokenizer):
+        return tokenizer.encode_blocks(blocks, unknown)
+    return (tokenizer.encode(block, unknown) for block in blocks)
 
 
 def from_state(state: dict) -> Tokenizer:
