@@ -56,5 +56,6 @@ def trained_run(shakespeare_head: Path, tmp_path_factory) -> Path:
         SMALL_MODEL,
         TrainConfig(max_steps=200, eval_every=100, batch_size=16, seq_len=32, warmup_steps=10, lr=1e-2),
         out=str(root / "run"),
+        command=["charrnn", "train", str(shakespeare_head)],  # as the CLI records it
     )
     return root / "run"

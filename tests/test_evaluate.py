@@ -39,7 +39,7 @@ def test_held_out_loss_is_close_to_the_run_s_validation_loss(model_and_tokenizer
     text = shakespeare_head.read_text()
     held_out = text[len(text) - len(text) // 10 :]  # the run's validation split: the last 10%
     result = evaluate_text(model, tok, [held_out])
-    best = checkpoint.load(trained_run / "best.pt")["cursor"]["best_val_loss"]
+    best = checkpoint.load(trained_run / "best.pt").cursor.best_val_loss
     assert abs(result.nats_per_token - best) < 0.1
 
 
