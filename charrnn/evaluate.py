@@ -34,6 +34,9 @@ log = logging.getLogger("charrnn")
 LN2 = math.log(2)
 CHUNK_TOKENS = 4096  # tokens per forward pass: long enough to be fast, small enough for any memory
 MIN_EVAL_STREAMS = 64  # validation runs more streams than training does: faster, each still long
+# Each stream starts from a zero state and pays for it over its first few hundred tokens; streams
+# at least this long keep that cost small, so validation agrees with one pass over the same text.
+MIN_STREAM_TOKENS = 1024
 
 
 def bits_per_char(nats_per_token: float, tokens: int, chars: int) -> float:
@@ -91,8 +94,13 @@ def evaluate_ids(
     device: torch.device,
     autocast_dtype: torch.dtype | None = None,
 ) -> EvalResult:
-    """A whole split's token ids, read as parallel streams (training's validation)."""
-    streams = max(1, min(max(batch_size, MIN_EVAL_STREAMS), (len(ids) - 1) // (seq_len + 1)))
+    """A whole split's token ids, read as parallel streams (training's validation).
+
+    The streams carry their state from window to window; there are as many as the batch (at
+    least MIN_EVAL_STREAMS) as long as each keeps MIN_STREAM_TOKENS, fewer on a short split.
+    """
+    longest = min((len(ids) - 1) // (seq_len + 1), (len(ids) - 1) // MIN_STREAM_TOKENS)
+    streams = max(1, min(max(batch_size, MIN_EVAL_STREAMS), longest))
     batches = BPTTBatches(ids, streams, seq_len, allow_partial=True)
     was_training = model.training
     model.eval()

@@ -141,7 +141,7 @@ class TrainState:
         self.scaler = torch.amp.GradScaler("cuda") if setup.autocast_dtype == torch.float16 else None
         self.cursor = Cursor()
         self.hidden: State = self.fresh_hidden()
-        self.good: dict[str, Any] | None = None  # model and optimizer at the last finite evaluation
+        self.good: tuple[dict, dict] | None = None  # model and optimizer state at the last finite evaluation
 
     def fresh_hidden(self) -> State:
         return self.model.init_state(self.rows, self.setup.device)
@@ -181,7 +181,7 @@ class TrainState:
         )
 
     def remember_good(self) -> None:
-        self.good = copy.deepcopy({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()})
+        self.good = copy.deepcopy((self.model.state_dict(), self.optimizer.state_dict()))
 
     def roll_back(self) -> None:
         """Back to the last finite evaluation at half the learning rate, or give up after MAX_ROLLBACKS."""
@@ -193,8 +193,8 @@ class TrainState:
             )
         c.rollbacks += 1
         c.lr_scale *= 0.5
-        self.model.load_state_dict(self.good["model"])
-        self.optimizer.load_state_dict(self.good["optimizer"])
+        self.model.load_state_dict(self.good[0])
+        self.optimizer.load_state_dict(self.good[1])
         self.hidden = self.fresh_hidden()
         log.warning("rolled back to the last evaluated state; learning rate scaled by %.3g", c.lr_scale)
 
