@@ -44,6 +44,14 @@ class Cursor:
     def epochs_done(self, steps_per_epoch: int) -> float:
         return self.epoch + self.step_in_epoch / steps_per_epoch
 
+    def start_window(self, steps_per_epoch: int) -> bool:
+        """Past the epoch's last window, move to the next epoch; True when a new one begins."""
+        if self.step_in_epoch < steps_per_epoch:
+            return False
+        self.epoch += 1
+        self.step_in_epoch = 0
+        return True
+
 
 @dataclass
 class RngState:

@@ -295,17 +295,9 @@ class Trainer:
         # Every rank must take the same decision, or one would wait forever in a collective.
         return distributed.agree(reason, self.setup.dist)
 
-    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The batch at the cursor, on the device; past the last window a new epoch begins.
-
-        Only the step loop moves the cursor: here to a new epoch, in `run` past a window.
-        """
-        c = self.cursor
-        if c.step_in_epoch >= len(self.batches):
-            c.epoch += 1
-            c.step_in_epoch = 0
-            self.state.hidden = self.state.fresh_hidden()  # a new pass starts from a fresh state
-        x, y = self.batches.get(c.step_in_epoch)
+    def _batch(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Window i of the epoch, on the device."""
+        x, y = self.batches.get(i)
         if self.setup.device.type == "cuda":
             x, y = x.pin_memory(), y.pin_memory()
         return x.to(self.setup.device, non_blocking=True), y.to(self.setup.device, non_blocking=True)
@@ -375,7 +367,10 @@ class Trainer:
         bad_steps = 0
         with StopSignals() as signals, self.logger.progress:
             while not (stopped_by := self._should_stop(time.perf_counter() - start, signals)):
-                x, y = self._next_batch()
+                # The loop alone moves the cursor through the data: here into a new epoch, below past a window.
+                if c.start_window(len(self.batches)):
+                    self.state.hidden = self.state.fresh_hidden()  # a new pass starts from a fresh state
+                x, y = self._batch(c.step_in_epoch)
                 lr = lr_at(cfg, c.step, self.progress_fraction(time.perf_counter() - start)) * c.lr_scale
                 loss, norm, finite = self._train_step(x, y, lr)
                 c.step_in_epoch += 1  # past this window, and past a batch that broke a step too
