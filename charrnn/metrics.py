@@ -93,10 +93,14 @@ def read_metrics(run: str | Path) -> list[MetricsRecord]:
 
 
 class MetricsLogger:
-    """Writes each record to metrics.jsonl, to TensorBoard (when asked) and to the status line."""
+    """Writes each record to metrics.jsonl, to TensorBoard (when asked) and to the status line.
 
-    def __init__(self, run_dir: Path, progress: TrainProgress, tensorboard: bool, enabled: bool) -> None:
-        self.run_dir, self.progress, self.enabled = run_dir, progress, enabled
+    Only the main process logs (`enabled`); TensorBoard's import is checked here, before any work.
+    """
+
+    def __init__(self, run_dir: Path, progress: TrainProgress | None, tensorboard: bool, enabled: bool) -> None:
+        self.run_dir, self.enabled = run_dir, enabled
+        self.progress = progress if progress is not None and enabled else TrainProgress(enabled=False)
         self.tensorboard = TensorBoardLog(run_dir) if tensorboard and enabled else None
         self.history: list[MetricsRecord] = []
 

@@ -239,11 +239,12 @@ class Trainer:
         corpus: Corpus,
         model: CharRNN,
         run_dir: Path,
-        progress: TrainProgress | None,
+        logger: MetricsLogger,
         command: list[str] | None,
         resume: Checkpoint | None = None,
     ) -> None:
         self.setup, self.cfg, self.data_cfg, self.corpus, self.run_dir = setup, cfg, data_cfg, corpus, run_dir
+        self.logger = logger
         self.command = command or []
         self.model = model.to(setup.device)
         dist = setup.dist
@@ -256,8 +257,6 @@ class Trainer:
         self.forward = distributed.wrap(self.model, dist)
         if cfg.compile:
             self.forward = torch.compile(self.forward)
-        shown = progress if progress is not None and setup.is_main else TrainProgress(enabled=False)
-        self.logger = MetricsLogger(run_dir, shown, cfg.tensorboard, setup.is_main)
         self.last_eval_step = -1
 
     @property
@@ -467,9 +466,10 @@ def train(
     run_dir = new_run_dir(out, data_cfg.sources, overwrite) if setup.is_main else Path(".")
     if setup.dist.world > 1:
         run_dir = Path(distributed.broadcast_str(str(run_dir)))
+    logger = MetricsLogger(run_dir, progress, cfg.tensorboard, setup.is_main)
     corpus = load_corpus(data_cfg)
     model = CharRNN(ModelConfig(vocab_size=corpus.tokenizer.vocab_size, **model_cfg))
-    return Trainer(setup, cfg, data_cfg, corpus, model, run_dir, progress, command).run()
+    return Trainer(setup, cfg, data_cfg, corpus, model, run_dir, logger, command).run()
 
 
 def resume(
@@ -488,7 +488,8 @@ def resume(
     data_cfg = replace(ckpt.data_config, sources=sources) if sources else ckpt.data_config
     cfg = replace(ckpt.train_config, **(overrides or {}))
     setup = Setup.start(cfg)
+    logger = MetricsLogger(ckpt_path.parent, progress, cfg.tensorboard, setup.is_main)
     model, tokenizer = checkpoint.build_model(ckpt)
     corpus = load_corpus(data_cfg, tokenizer, None if allow_corpus_change else ckpt.corpus_sha256)
-    trainer = Trainer(setup, cfg, data_cfg, corpus, model, ckpt_path.parent, progress, command, resume=ckpt)
+    trainer = Trainer(setup, cfg, data_cfg, corpus, model, ckpt_path.parent, logger, command, resume=ckpt)
     return trainer.run()
