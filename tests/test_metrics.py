@@ -46,7 +46,10 @@ def test_status_line_and_scalars_come_from_the_one_record():
 
 def test_the_logger_writes_jsonl_that_the_reader_reads_back(tmp_path):
     logger = MetricsLogger(tmp_path, TrainProgress(enabled=False), tensorboard=False, enabled=True)
-    records = [MetricsRecord(**INTERVAL), MetricsRecord(step=60, epoch=0.15, chars=1, time=4.0, val_loss=1.9, val_bpc=2.7)]
+    records = [
+        MetricsRecord(**INTERVAL),
+        MetricsRecord(step=60, epoch=0.15, chars=1, time=4.0, val_loss=1.9, val_bpc=2.7),
+    ]
     for r in records:
         logger.write(r, 0.5, math.inf)
     assert read_metrics(tmp_path) == records == logger.history
