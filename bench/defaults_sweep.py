@@ -64,7 +64,7 @@ def measure_cpu() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in CANDIDATES:
             result = _train(name, 40, "cpu", tmp, log_every=20, eval_every=10**9)
-            speeds[name] = [r["chars_per_sec"] for r in result.history if "chars_per_sec" in r][-1]
+            speeds[name] = [r.chars_per_sec for r in result.history if r.chars_per_sec is not None][-1]
             print(f"{name:<20} {speeds[name]:>8,.0f} chars/s")
     SPEEDS.write_text(json.dumps(speeds, indent=1) + "\n")
 
@@ -85,7 +85,7 @@ def sweep(device: str, budget: float) -> None:
                     "name": name,
                     "steps": steps,
                     "best": result.best_val_loss,
-                    "curve": [(h["step"], h["val_loss"]) for h in result.history if "val_loss" in h],
+                    "curve": [(h.step, h.val_loss) for h in result.history if h.val_loss is not None],
                 }
             )
             print(f"{name:<20} {steps:>6} steps  best val {result.best_val_loss:.4f}", flush=True)

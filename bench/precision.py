@@ -56,7 +56,7 @@ def main() -> None:
             except CharRNNError as e:
                 rows.append({"precision": precision, "error": str(e)})
                 continue
-            speed = [r["chars_per_sec"] for r in result.history if "chars_per_sec" in r][-1]
+            speed = [r.chars_per_sec for r in result.history if r.chars_per_sec is not None][-1]
             rows.append({"precision": precision, "val_loss": result.best_val_loss, "chars_per_sec": speed})
     base = rows[0]
     print(f"{args.hidden_size}x2 LSTM, batch {args.batch_size}, seq 128, {args.steps} steps on {args.device}")

@@ -95,8 +95,8 @@ def run_charrnn(cell: str, layers: int, hidden: int, steps: int, device: str, pr
             ),
             out=str(Path(tmp) / "run"),
         )
-    timed = [r for r in result.history if "chars_per_sec" in r]
-    return {"chars_per_sec": timed[-1]["chars_per_sec"]}
+    timed = [r for r in result.history if r.chars_per_sec is not None]
+    return {"chars_per_sec": timed[-1].chars_per_sec}
 
 
 def run_reference(cell: str, layers: int, hidden: int, steps: int, device: str) -> dict:

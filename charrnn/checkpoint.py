@@ -1,16 +1,24 @@
-"""Save, find and load checkpoints: plain data and tensors only, loadable with weights_only=True."""
+"""The checkpoint record, its one writer and reader, and finding checkpoints on disk.
+
+On disk a checkpoint is the plain dict `Checkpoint.to_dict()` builds (state_dicts, tensors and
+plain data only), so it loads with torch.load(weights_only=True). Its keys are spelled here only.
+"""
 
 from __future__ import annotations
 
 import io
+import math
 import pickle
+import random
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from charrnn import tokenizers
-from charrnn.config import ModelConfig
+from charrnn.config import DataConfig, ModelConfig, TrainConfig
 from charrnn.errors import CharRNNError
 from charrnn.fileio import atomic_write
 from charrnn.model import CharRNN
@@ -19,37 +27,147 @@ FORMAT_VERSION = 1
 CHECKPOINTS = Path("checkpoints")
 
 
-def save(path: Path, ckpt: dict[str, Any]) -> None:
+@dataclass
+class Cursor:
+    """Where training stands: enough, with the RNG states, to continue exactly."""
+
+    step: int = 0
+    epoch: int = 0
+    step_in_epoch: int = 0
+    chars: int = 0
+    elapsed: float = 0.0
+    best_val_loss: float = math.inf
+    best_val_bpc: float = math.inf
+    lr_scale: float = 1.0
+    rollbacks: int = 0
+
+    def epochs_done(self, steps_per_epoch: int) -> float:
+        return self.epoch + self.step_in_epoch / steps_per_epoch
+
+    def start_window(self, steps_per_epoch: int) -> bool:
+        """Past the epoch's last window, move to the next epoch; True when a new one begins."""
+        if self.step_in_epoch < steps_per_epoch:
+            return False
+        self.epoch += 1
+        self.step_in_epoch = 0
+        return True
+
+
+@dataclass
+class RngState:
+    """Python's and torch's generators (and every GPU's), so dropout continues as it would have."""
+
+    python: list[int]
+    torch: torch.Tensor
+    cuda: list[torch.Tensor] | None = None
+
+    @classmethod
+    def capture(cls) -> RngState:
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        return cls(list(random.getstate()[1]), torch.get_rng_state(), cuda)
+
+    def restore(self) -> None:
+        random.setstate((3, tuple(self.python), None))
+        torch.set_rng_state(self.torch)
+        if self.cuda is not None and torch.cuda.is_available() and len(self.cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(self.cuda)
+
+
+@dataclass
+class Checkpoint:
+    """A model with what rebuilds it, and for a training run what continues it exactly."""
+
+    model_config: ModelConfig
+    tokenizer: dict[str, Any]  # tokenizers.Tokenizer.to_state()
+    model: dict[str, torch.Tensor]
+    train_config: TrainConfig | None = None
+    data_config: DataConfig | None = None
+    optimizer: dict[str, Any] | None = None
+    scaler: dict[str, Any] = field(default_factory=dict)
+    cursor: Cursor | None = None
+    state: tuple[torch.Tensor, ...] | None = None  # the carried hidden state of the whole batch
+    rng: RngState | None = None
+    corpus_sha256: str | None = None
+    train_chars: int | None = None
+    command: list[str] = field(default_factory=list)
+    created: str | None = None
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """The one writer: the plain dict torch.save stores (absent parts are left out)."""
+        out: dict[str, Any] = {"format_version": self.format_version}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "format_version" or value is None:
+                continue
+            if f.name == "state":
+                value = tuple(value)
+            elif f.name == "rng":
+                value = {k: v for k, v in asdict(value).items() if v is not None}
+            elif hasattr(value, "__dataclass_fields__"):
+                value = _plain(asdict(value))
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Checkpoint:
+        """The one reader; raises KeyError or TypeError where the dict does not fit."""
+        typed: dict[str, Any] = {f.name: raw[f.name] for f in fields(cls) if f.name in raw}
+        for name, kind in (
+            ("model_config", ModelConfig),
+            ("train_config", TrainConfig),
+            ("data_config", DataConfig),
+            ("cursor", Cursor),
+            ("rng", RngState),
+        ):
+            if name in typed:
+                typed[name] = kind(**typed[name])
+        if "state" in typed:
+            typed["state"] = tuple(typed["state"])
+        return cls(**typed)
+
+
+def _plain(value: dict[str, Any]) -> dict[str, Any]:
+    """Enum members as their values: the file must hold plain data only."""
+    return {k: v.value if isinstance(v, Enum) else v for k, v in value.items()}
+
+
+def save(path: Path, ckpt: Checkpoint) -> None:
     """Serialize to memory first, then write atomically: a failed write never harms the old file."""
     buffer = io.BytesIO()
-    torch.save({"format_version": FORMAT_VERSION, **ckpt}, buffer)
+    torch.save(ckpt.to_dict(), buffer)
     with atomic_write(path) as f:
         f.write(buffer.getbuffer())
 
 
-def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
     path = resolve(path)
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        raw = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         if "global" in str(e).lower():  # the file names a function or class: it could run code
             raise CharRNNError(
                 f"refusing to load {path}: it holds objects other than tensors and plain data, "
                 "which could run code (charrnn loads weights-only checkpoints)"
             ) from None
-        detail = (str(e).splitlines() or [type(e).__name__])[0]
-        raise CharRNNError(f"{path} is not a readable checkpoint: {detail}") from None
+        raise CharRNNError(f"{path} is not a readable checkpoint: {_first_line(e)}") from None
     except Exception as e:  # truncated or corrupted files fail in many ways inside torch.load
-        detail = (str(e).splitlines() or [type(e).__name__])[0]
-        raise CharRNNError(f"{path} is not a readable checkpoint (truncated or corrupted?): {detail}") from None
-    if not isinstance(ckpt, dict) or "format_version" not in ckpt or "model" not in ckpt:
+        raise CharRNNError(f"{path} is not a readable checkpoint (truncated or corrupted?): {_first_line(e)}") from None
+    if not isinstance(raw, dict) or "format_version" not in raw or "model" not in raw:
         raise CharRNNError(f"{path} is not a charrnn checkpoint")
-    if ckpt["format_version"] > FORMAT_VERSION:
+    if raw["format_version"] > FORMAT_VERSION:
         raise CharRNNError(
-            f"{path} has checkpoint format {ckpt['format_version']}, newer than this charrnn reads "
+            f"{path} has checkpoint format {raw['format_version']}, newer than this charrnn reads "
             f"({FORMAT_VERSION}); upgrade charrnn"
         )
-    return ckpt
+    try:
+        return Checkpoint.from_dict(raw)
+    except (KeyError, TypeError) as e:
+        raise CharRNNError(f"{path} does not match this charrnn's checkpoint format: {_first_line(e)}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0]
 
 
 def resolve(path: str | Path | None, name: str = "best.pt") -> Path:
@@ -57,7 +175,7 @@ def resolve(path: str | Path | None, name: str = "best.pt") -> Path:
     if path is None:
         runs = [p for p in CHECKPOINTS.glob("*/") if (p / name).exists() or (p / "last.pt").exists()]
         if not runs:
-            raise CharRNNError("no checkpoint found under checkpoints/; train one first or pass --checkpoint")
+            raise CharRNNError("no checkpoint found under checkpoints/; train one first or name a checkpoint")
         path = max(runs, key=lambda p: max(f.stat().st_mtime for f in p.glob("*.pt")))
     path = Path(path)
     if path.is_dir():
@@ -70,13 +188,12 @@ def resolve(path: str | Path | None, name: str = "best.pt") -> Path:
     return path
 
 
-def build_model(ckpt: dict[str, Any]) -> tuple[CharRNN, tokenizers.Tokenizer]:
+def build_model(ckpt: Checkpoint) -> tuple[CharRNN, tokenizers.Tokenizer]:
     """Rebuild the model and tokenizer from a checkpoint alone."""
     try:
-        model = CharRNN(ModelConfig(**ckpt["model_config"]))
-        model.load_state_dict(ckpt["model"])
-        tokenizer = tokenizers.from_state(ckpt["tokenizer"])
+        model = CharRNN(ckpt.model_config)
+        model.load_state_dict(ckpt.model)
+        tokenizer = tokenizers.from_state(ckpt.tokenizer)
     except (KeyError, TypeError, RuntimeError) as e:
-        detail = (str(e).splitlines() or [type(e).__name__])[0]
-        raise CharRNNError(f"checkpoint does not match this charrnn's model: {detail}") from None
+        raise CharRNNError(f"checkpoint does not match this charrnn's model: {_first_line(e)}") from None
     return model, tokenizer

@@ -330,6 +330,7 @@ def train(
 
         raise typer.Exit(distributed.launch(nproc, _argv_without(sys.argv[1:], "--nproc")))
     from charrnn import train as training
+    from charrnn.runtime import parse_duration
     from charrnn.ui import TrainProgress
 
     cfg = _given(
@@ -341,7 +342,7 @@ def train(
         grad_clip=grad_clip,
         max_steps=max_steps,
         epochs=epochs,
-        time_budget=training.parse_duration(time_budget) if time_budget else None,
+        time_budget=parse_duration(time_budget) if time_budget else None,
         eval_every=eval_every,
         save_every=save_every,
         log_every=log_every,
@@ -372,12 +373,12 @@ def train(
     if resume:
         if model_cfg or data_cfg:
             raise CharRNNError("--resume continues the saved model and data settings; drop the model and data options")
-        result = training.resume(resume, cfg, corpus, allow_corpus_change, progress)
+        result = training.resume(resume, cfg, corpus, allow_corpus_change, progress, sys.argv)
     else:
         if not corpus:
             raise CharRNNError("no corpus given; name a text file, a folder, or - for stdin (or --resume RUN)")
         result = training.train(
-            DataConfig(sources=corpus, **data_cfg), model_cfg, TrainConfig(**cfg), out, overwrite, progress
+            DataConfig(sources=corpus, **data_cfg), model_cfg, TrainConfig(**cfg), out, overwrite, progress, sys.argv
         )
     if result.signal is not None:
         console.print(f"stopped by signal; saved {result.run_dir / 'last.pt'} at step {result.steps}")
@@ -513,7 +514,7 @@ def sample(
     )
     from charrnn import checkpoint as ckpts
     from charrnn import sample as sampling
-    from charrnn.train import resolve_device
+    from charrnn.runtime import resolve_device
     from charrnn.ui import SampleWriter
 
     device_ = resolve_device(device)
@@ -539,6 +540,7 @@ def demo(
     from charrnn import data
     from charrnn import sample as sampling
     from charrnn import train as training
+    from charrnn.runtime import parse_duration
     from charrnn.ui import SampleWriter, TrainProgress
 
     files = data.stdlib_sources()
@@ -547,8 +549,9 @@ def demo(
         DataConfig(sources=files, val_frac=0.05),
         {"hidden_size": 256, "embed_size": 64, "layers": 2, "dropout": 0.0},
         # One evaluation at the end: in a minute every second of training counts.
-        TrainConfig(time_budget=training.parse_duration(time_budget), eval_every=10**9, warmup_steps=30, lr=5e-3),
+        TrainConfig(time_budget=parse_duration(time_budget), eval_every=10**9, warmup_steps=30, lr=5e-3),
         progress=TrainProgress(console),
+        command=sys.argv,
     )
     console.print(f"best val loss {result.best_val_loss:.3f} nats ({result.best_val_bpc:.3f} bits/char); sampling:")
     model, tok = ckpts.build_model(ckpts.load(result.run_dir / "best.pt"))
@@ -605,7 +608,7 @@ def eval_(
     from charrnn import checkpoint as ckpts
     from charrnn import data
     from charrnn.evaluate import evaluate_text
-    from charrnn.train import resolve_device
+    from charrnn.runtime import resolve_device
 
     device_ = resolve_device(device)
     model, tok = ckpts.build_model(ckpts.load(ckpts.resolve(checkpoint)))
@@ -729,7 +732,7 @@ def gradflow(
 
     from charrnn import gradflow as lens
     from charrnn.config import CELLS
-    from charrnn.train import parse_duration, resolve_device
+    from charrnn.runtime import parse_duration, resolve_device
 
     if compare:
         chosen = [c.strip() for c in cells.split(",") if c.strip()]

@@ -23,10 +23,6 @@ class DistInfo:
     local_rank: int = 0
 
 
-def rank() -> int:
-    return int(os.environ.get("RANK", 0))
-
-
 def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", 1))
 

@@ -1,4 +1,16 @@
-"""Loss of any text under a checkpoint, streamed: one stream, the state carried through the file."""
+"""The one evaluator: the loss of a text under a model, for training's validation and `charrnn eval`.
+
+Bits per character, everywhere in charrnn (validation `val_bpc`, `charrnn eval`, `info`):
+
+    bits/char = (nats per predicted token) x (tokens of the text / characters of the text) / ln 2
+
+The mean loss per predicted token is scaled by how many tokens the text takes per character, so
+it states what the model pays per character of the whole text, and a character model and a
+subword model compare on the same scale. With the char tokenizer tokens and characters are the
+same count, so bits/char is the loss in nats divided by ln 2 exactly. The text's first token (and
+in training's validation, each stream's first) has no context and is not predicted; the formula
+spreads the mean loss over it rather than counting it free, so a short text is not flattered.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +23,34 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from charrnn.data import BPTTBatches
 from charrnn.errors import CharRNNError
-from charrnn.model import CharRNN
+from charrnn.model import CharRNN, State
+from charrnn.runtime import autocast
 from charrnn.tokenizers import Tokenizer
 
 log = logging.getLogger("charrnn")
 
 LN2 = math.log(2)
 CHUNK_TOKENS = 4096  # tokens per forward pass: long enough to be fast, small enough for any memory
+MIN_EVAL_STREAMS = 64  # validation runs more streams than training does: faster, each still long
+# Each stream starts from a zero state and pays for it over its first few hundred tokens; streams
+# at least this long keep that cost small, so validation agrees with one pass over the same text.
+MIN_STREAM_TOKENS = 1024
+
+
+def bits_per_char(nats_per_token: float, tokens: int, chars: int) -> float:
+    """The one formula (see the module docstring): tokens and characters of the whole text."""
+    return nats_per_token * tokens / chars / LN2
 
 
 @dataclass
 class EvalResult:
-    tokens: int  # tokens predicted (every token but the first, which has no context)
+    tokens: int  # tokens predicted (every token but the first of each stream, which has no context)
     chars: int  # characters of text evaluated
     nats: float  # summed loss
     skipped: int  # characters the model's vocabulary lacks, left out
+    text_tokens: int  # tokens the evaluated text encodes to, the unpredicted ones included
 
     @property
     def nats_per_token(self) -> float:
@@ -34,9 +58,7 @@ class EvalResult:
 
     @property
     def bits_per_char(self) -> float:
-        # As in training: loss per token over characters per token, so char and subword models compare.
-        chars_per_token = self.chars / (self.tokens + 1)
-        return self.nats_per_token / chars_per_token / LN2
+        return bits_per_char(self.nats_per_token, self.text_tokens, self.chars)
 
     @property
     def perplexity(self) -> float:
@@ -53,6 +75,47 @@ class EvalResult:
         }
 
 
+def _summed_loss(
+    model: CharRNN, x: torch.Tensor, y: torch.Tensor, state: State | None, dtype: torch.dtype | None
+) -> tuple[torch.Tensor, State]:
+    """Summed nats of predicting y from x, (rows, time) each, and the state after them."""
+    with autocast(x.device, dtype):
+        logits, state = model(x, state)
+    return F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").double(), state
+
+
+@torch.inference_mode()
+def evaluate_ids(
+    model: CharRNN,
+    ids: np.ndarray,
+    chars: int,
+    batch_size: int,
+    seq_len: int,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None = None,
+) -> EvalResult:
+    """A whole split's token ids, read as parallel streams (training's validation).
+
+    The streams carry their state from window to window; there are as many as the batch (at
+    least MIN_EVAL_STREAMS) as long as each keeps MIN_STREAM_TOKENS, fewer on a short split.
+    """
+    longest = min((len(ids) - 1) // (seq_len + 1), (len(ids) - 1) // MIN_STREAM_TOKENS)
+    streams = max(1, min(max(batch_size, MIN_EVAL_STREAMS), longest))
+    batches = BPTTBatches(ids, streams, seq_len, allow_partial=True)
+    was_training = model.training
+    model.eval()
+    state = model.init_state(streams, device)
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    count = 0
+    for i in range(len(batches)):
+        x, y = (t.to(device, non_blocking=True) for t in batches.get(i))
+        nats, state = _summed_loss(model, x, y, state, autocast_dtype)
+        total += nats
+        count += y.numel()
+    model.train(was_training)
+    return EvalResult(count, chars, total.item(), 0, len(ids))
+
+
 class _Scorer:
     """Feeds ids through the model in chunks, carrying the state and the last id across calls."""
 
@@ -67,8 +130,8 @@ class _Scorer:
         self.pending = np.concatenate([self.pending, ids.astype(np.int64)])
         while len(self.pending) > self.chunk or (final and len(self.pending) > 1):
             piece = torch.from_numpy(self.pending[: self.chunk + 1]).to(self.device)
-            logits, self.state = self.model(piece[None, :-1], self.state)
-            self.nats += F.cross_entropy(logits[0].float(), piece[1:], reduction="sum").double()
+            nats, self.state = _summed_loss(self.model, piece[None, :-1], piece[None, 1:], self.state, None)
+            self.nats += nats
             self.tokens += len(piece) - 1
             self.pending = self.pending[len(piece) - 1 :]  # its last id is the next chunk's first input
 
@@ -91,12 +154,13 @@ def evaluate_text(
     was_training = model.training
     model.eval()
     scorer = _Scorer(model, torch.device(device), chunk_tokens)
-    chars = skipped = 0
+    chars = skipped = text_tokens = 0
     for chunk in chunks:
         ids = tokenizer.encode(chunk, unknown=unknown)
         if tokenizer.kind == "char":
             skipped += len(chunk) - len(ids)
         chars += len(chunk)
+        text_tokens += len(ids)
         scorer.feed(ids)
     scorer.feed(np.zeros(0, dtype=np.int64), final=True)
     model.train(was_training)
@@ -104,4 +168,4 @@ def evaluate_text(
         raise CharRNNError("the text is too short to evaluate: it needs at least two tokens")
     if skipped:
         log.warning("left out %d character(s) the model's vocabulary does not have", skipped)
-    return EvalResult(scorer.tokens, chars - skipped, float(scorer.nats), skipped)
+    return EvalResult(scorer.tokens, chars - skipped, float(scorer.nats), skipped, text_tokens)

@@ -29,6 +29,7 @@ from charrnn.cells import LSTMVariant
 from charrnn.config import LSTM_CELLS, DataConfig, TrainConfig
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN
+from charrnn.runtime import resolve_device
 from charrnn.tokenizers import Tokenizer
 from charrnn.ui import TrainProgress
 
@@ -177,12 +178,12 @@ def profile_checkpoint(
     """Measure a trained checkpoint on its own training corpus, or on `corpus` when given."""
     ckpt = checkpoint.load(path)
     model, tokenizer = checkpoint.build_model(ckpt)
-    sources = corpus or ckpt["data_config"]["sources"]
+    sources = corpus or ckpt.data_config.sources
     if "-" in sources:
         raise CharRNNError(f"{path} was trained on stdin; pass --corpus FILE to measure it")
     ids = corpus_ids(tokenizer, sources)
     h, c = measure(model, ids, seq_len, batches, batch_size, seed, device)
-    bpc = ckpt.get("cursor", {}).get("best_val_bpc")
+    bpc = ckpt.cursor.best_val_bpc if ckpt.cursor is not None else None
     return Profile(str(path), model.cfg.cell, h, c, bpc if bpc is not None and math.isfinite(bpc) else None)
 
 
@@ -232,7 +233,7 @@ def compare(
             torch.manual_seed(seed)
             fresh = CharRNN(trained.cfg)
             ids = corpus_ids(tokenizer, [corpus])
-            run_device = training.resolve_device(device)
+            run_device = resolve_device(device)
             for name, model, bpc in (
                 (f"{label} fresh", fresh, None),
                 (f"{label} trained", trained, result.best_val_bpc),

@@ -5,26 +5,27 @@ from __future__ import annotations
 import math
 import shlex
 from pathlib import Path
-from typing import Any
 
 from rich.table import Table
 
 from charrnn import checkpoint
-from charrnn.config import LSTM_CELLS
+from charrnn.config import LSTM_CELLS, ModelConfig
 from charrnn.model import num_parameters
 
+UNKNOWN = "?"
 
-def _model_line(m: dict[str, Any]) -> str:
-    extras = [f"embedding {m['embed_size']}", f"dropout {m['dropout']:g}"]
-    if m.get("tie_weights"):
+
+def _model_line(m: ModelConfig) -> str:
+    extras = [f"embedding {m.embed_size}", f"dropout {m.dropout:g}"]
+    if m.tie_weights:
         extras.append("tied weights")
-    if m["cell"] in LSTM_CELLS and m.get("forget_bias"):
-        extras.append(f"forget bias {m['forget_bias']:g}")
-    return f"{m['cell']} {m['layers']}x{m['hidden_size']} ({', '.join(extras)})"
+    if m.cell in LSTM_CELLS and m.forget_bias:
+        extras.append(f"forget bias {m.forget_bias:g}")
+    return f"{m.cell} {m.layers}x{m.hidden_size} ({', '.join(extras)})"
 
 
-def _loss(nats: float | None, bpc: float | None) -> str:
-    if nats is None or not math.isfinite(nats):
+def _loss(nats: float, bpc: float) -> str:
+    if not math.isfinite(nats):
         return "not evaluated yet"
     return f"{nats:.4f} nats/token ({bpc:.3f} bits/char)"
 
@@ -34,29 +35,28 @@ def describe(path: str | Path) -> tuple[Path, list[tuple[str, str]]]:
     file = checkpoint.resolve(path)
     ckpt = checkpoint.load(file)
     model, tokenizer = checkpoint.build_model(ckpt)
-    m, t, d = ckpt["model_config"], ckpt.get("train_config", {}), ckpt.get("data_config", {})
-    cursor = ckpt.get("cursor", {})
+    t, d, cursor = ckpt.train_config, ckpt.data_config, ckpt.cursor
     rows = [
         ("checkpoint", str(file)),
-        ("created", ckpt.get("created", "?")),
-        ("model", _model_line(m)),
+        ("created", ckpt.created or UNKNOWN),
+        ("model", _model_line(ckpt.model_config)),
         ("parameters", f"{num_parameters(model):,}"),
         ("tokenizer", f"{tokenizer.kind}, vocabulary {tokenizer.vocab_size:,}"),
-        ("corpus", ", ".join(d.get("sources", [])) or "?"),
-        ("corpus sha256", ckpt.get("corpus_sha256", "?")),
-        ("training characters", f"{ckpt['train_chars']:,}" if "train_chars" in ckpt else "?"),
+        ("corpus", ", ".join(d.sources) if d is not None else UNKNOWN),
+        ("corpus sha256", ckpt.corpus_sha256 or UNKNOWN),
+        ("training characters", f"{ckpt.train_chars:,}" if ckpt.train_chars is not None else UNKNOWN),
     ]
-    if t:
-        rows.append(("training", f"batch {t['batch_size']} x seq-len {t['seq_len']}, lr {t['lr']:g}"))
-    if cursor:
+    if t is not None:
+        rows.append(("training", f"batch {t.batch_size} x seq-len {t.seq_len}, lr {t.lr:g}"))
+    if cursor is not None:
         rows += [
-            ("steps", f"{cursor['step']:,} (epoch {cursor['epoch']})"),
-            ("characters seen", f"{cursor['chars']:,}"),
-            ("training time", f"{cursor.get('elapsed', 0.0):,.0f} s"),
-            ("best val loss", _loss(cursor.get("best_val_loss"), cursor.get("best_val_bpc"))),
+            ("steps", f"{cursor.step:,} (epoch {cursor.epoch})"),
+            ("characters seen", f"{cursor.chars:,}"),
+            ("training time", f"{cursor.elapsed:,.0f} s"),
+            ("best val loss", _loss(cursor.best_val_loss, cursor.best_val_bpc)),
         ]
-    if ckpt.get("command"):
-        rows.append(("command", shlex.join(ckpt["command"])))
+    if ckpt.command:
+        rows.append(("command", shlex.join(ckpt.command)))
     return file, rows
 
 

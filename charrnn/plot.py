@@ -2,17 +2,46 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from charrnn.errors import CharRNNError
+from charrnn.metrics import MetricsRecord, read_metrics
 
 log = logging.getLogger("charrnn")
 
 Series = tuple[str, list[float], list[float]]  # label, x values, y values
+Field = Callable[[MetricsRecord], float | None]  # a field of each record, None where it is absent
+Run = tuple[str, list[MetricsRecord]]  # label, records
+
+
+def chars(r: MetricsRecord) -> float:
+    return r.chars
+
+
+def seconds(r: MetricsRecord) -> float:
+    return r.time
+
+
+def train_loss(r: MetricsRecord) -> float | None:
+    return r.train_loss
+
+
+def val_loss(r: MetricsRecord) -> float | None:
+    return r.val_loss
+
+
+def grad_norm(r: MetricsRecord) -> float | None:
+    return r.grad_norm
+
+
+def learning_rate(r: MetricsRecord) -> float | None:
+    return r.lr
+
+
 MARKS = "*o+x#@%&=~"
 
 
@@ -28,35 +57,18 @@ def pyplot() -> Any:
     return plt
 
 
-def load_metrics(run: str) -> list[dict]:
-    """The records of a run folder's metrics.jsonl (a checkpoint or the file itself also do)."""
-    path = Path(run)
-    if path.suffix == ".pt":
-        path = path.parent
-    file = path if path.suffix == ".jsonl" else path / "metrics.jsonl"
-    if not file.is_file():
-        raise CharRNNError(f"no metrics.jsonl in {run}; give a run folder")
-    try:
-        records = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
-    except ValueError as e:
-        raise CharRNNError(f"{file} is not valid JSON lines: {e}") from None
-    if not records:
-        raise CharRNNError(f"{file} holds no records yet")
-    return records
-
-
 def run_labels(runs: list[str]) -> list[str]:
     """Folder names, or the paths as given where two folders share a name."""
     names = [Path(r).name if Path(r).suffix != ".pt" else Path(r).parent.name for r in runs]
     return names if len(set(names)) == len(names) else list(runs)
 
 
-def series(records: list[dict], x: str, y: str) -> tuple[list[float], list[float]]:
-    points = [(r[x], r[y]) for r in records if x in r and y in r and r[y] is not None]
+def series(records: list[MetricsRecord], x: Field, y: Field) -> tuple[list[float], list[float]]:
+    points = [(x(r), y(r)) for r in records if y(r) is not None]
     return [p[0] for p in points], [p[1] for p in points]
 
 
-def write_png(runs: list[tuple[str, list[dict]]], out: Path, size: tuple[int, int]) -> None:
+def write_png(runs: list[Run], out: Path, size: tuple[int, int]) -> None:
     """Loss against characters and wall time, gradient norm and learning rate; runs overlaid."""
     plt = pyplot()
     if plt is None:
@@ -66,20 +78,20 @@ def write_png(runs: list[tuple[str, list[dict]]], out: Path, size: tuple[int, in
     width, height = size
     fig, axes = plt.subplots(2, 2, figsize=(width / 100, height / 100), dpi=100)
     panels = [
-        (axes[0, 0], "chars", "loss (nats/token)", "loss against characters seen"),
-        (axes[0, 1], "time", "loss (nats/token)", "loss against wall time"),
-        (axes[1, 0], "chars", "gradient norm (before clipping)", "gradient norm"),
-        (axes[1, 1], "chars", "learning rate", "learning rate"),
+        (axes[0, 0], chars, "loss (nats/token)", "loss against characters seen"),
+        (axes[0, 1], seconds, "loss (nats/token)", "loss against wall time"),
+        (axes[1, 0], chars, "gradient norm (before clipping)", "gradient norm"),
+        (axes[1, 1], chars, "learning rate", "learning rate"),
     ]
     for i, (label, records) in enumerate(runs):
         color = f"C{i % 10}"
         for ax, x, _, _ in panels[:2]:
-            ax.plot(*series(records, x, "train_loss"), color=color, alpha=0.8, label=f"{label} train")
-            ax.plot(*series(records, x, "val_loss"), "o--", color=color, markersize=4, label=f"{label} val")
-        panels[2][0].plot(*series(records, "chars", "grad_norm"), color=color, linewidth=0.9, label=label)
-        panels[3][0].plot(*series(records, "chars", "lr"), color=color, label=label)
+            ax.plot(*series(records, x, train_loss), color=color, alpha=0.8, label=f"{label} train")
+            ax.plot(*series(records, x, val_loss), "o--", color=color, markersize=4, label=f"{label} val")
+        panels[2][0].plot(*series(records, chars, grad_norm), color=color, linewidth=0.9, label=label)
+        panels[3][0].plot(*series(records, chars, learning_rate), color=color, label=label)
     for ax, x, ylabel, title in panels:
-        ax.set(title=title, xlabel="characters seen" if x == "chars" else "wall time (s)", ylabel=ylabel)
+        ax.set(title=title, xlabel="characters seen" if x is chars else "wall time (s)", ylabel=ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     panels[2][0].set_yscale("log")
@@ -115,24 +127,27 @@ def text_chart(title: str, lines: list[Series], width: int = 72, height: int = 1
     return "\n".join([title, *body, axis, ticks, "  " + legend, ""])
 
 
-def text_report(runs: list[tuple[str, list[dict]]]) -> str:
+def text_report(runs: list[Run]) -> str:
     """The same curves as the PNG, drawn with characters for a terminal without matplotlib."""
 
-    def curves(x: str, y: str, kinds: tuple[str, ...]) -> list[Series]:
-        return [(f"{label} {k}", *series(r, x, f"{k}_{y}" if y else k)) for label, r in runs for k in kinds]
+    def curves(x: Field, ys: list[tuple[str, Field]]) -> list[Series]:
+        return [(f"{label} {name}", *series(r, x, y)) for label, r in runs for name, y in ys]
 
+    losses = [("train", train_loss), ("val", val_loss)]
     return "\n".join(
         [
-            text_chart("loss (nats/token) against characters seen", curves("chars", "loss", ("train", "val"))),
-            text_chart("loss (nats/token) against wall time (s)", curves("time", "loss", ("train", "val"))),
-            text_chart("gradient norm (before clipping) against characters seen", curves("chars", "", ("grad_norm",))),
+            text_chart("loss (nats/token) against characters seen", curves(chars, losses)),
+            text_chart("loss (nats/token) against wall time (s)", curves(seconds, losses)),
+            text_chart(
+                "gradient norm (before clipping) against characters seen", curves(chars, [("grad_norm", grad_norm)])
+            ),
         ]
     )
 
 
 def render(runs: list[str], out: Path, size: tuple[int, int], terminal: bool = False) -> str | None:
     """Write the PNG and return None, or return text charts when `terminal` asks for them."""
-    loaded = list(zip(run_labels(runs), (load_metrics(r) for r in runs), strict=True))
+    loaded = list(zip(run_labels(runs), (read_metrics(r) for r in runs), strict=True))
     if terminal:
         return text_report(loaded)
     write_png(loaded, out, size)

@@ -8,7 +8,7 @@ from charrnn.errors import CharRNNError
 
 
 class TensorBoardLog:
-    """Writes every numeric field of a metrics record as a scalar at its step.
+    """Writes a metrics record's scalars (MetricsRecord.scalars) at its step.
 
     The import is checked at once, so a missing package stops a run before any work; the
     event file is opened at the first record, once the run folder exists.
@@ -22,12 +22,11 @@ class TensorBoardLog:
         self.run_dir, self.make_writer = run_dir, SummaryWriter
         self.writer = None
 
-    def write(self, record: dict) -> None:
+    def write(self, step: int, scalars: dict[str, float]) -> None:
         if self.writer is None:
             self.writer = self.make_writer(log_dir=str(self.run_dir))
-        for key, value in record.items():
-            if key != "step" and isinstance(value, int | float):
-                self.writer.add_scalar(key, value, record["step"])
+        for name, value in scalars.items():
+            self.writer.add_scalar(name, value, step)
         self.writer.flush()
 
     def close(self) -> None:

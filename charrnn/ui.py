@@ -1,6 +1,6 @@
-"""Everything the user sees besides generated text goes to stderr through here.
+"""The logger's handler and the training progress line (stderr), and the sample writer (stdout).
 
-A terminal gets a live rich progress line; a pipe, a file or NO_COLOR gets plain log lines.
+On stderr a terminal gets a live rich progress line; a pipe, a file or NO_COLOR gets plain log lines.
 """
 
 from __future__ import annotations
@@ -71,10 +71,10 @@ class TrainProgress:
         if self.progress is not None:
             self.progress.stop()
 
-    def update(self, fraction: float, status: str, log_line: bool) -> None:
+    def update(self, fraction: float, status: str) -> None:
         if self.progress is not None:
             self.progress.update(self.task, completed=min(1000, 1000 * fraction), status=status)
-        elif self.enabled and log_line:
+        elif self.enabled:
             log.info(status)
 
 

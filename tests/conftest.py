@@ -106,5 +106,6 @@ def trained_run(corpus_file: Path, tmp_path_factory) -> Path:
             max_steps=200, eval_every=100, batch_size=16, seq_len=32, warmup_steps=10, lr=1e-2, precision="fp32"
         ),
         out=str(root / "run"),
+        command=["charrnn", "train", str(corpus_file)],  # as the CLI records it
     )
     return root / "run"

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from charrnn import checkpoint
 from charrnn.errors import CharRNNError
-from charrnn.evaluate import evaluate_text
+from charrnn.evaluate import bits_per_char, evaluate_text
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +39,15 @@ def test_held_out_loss_is_close_to_the_run_s_validation_loss(model_and_tokenizer
     text = corpus_file.read_text()
     held_out = text[len(text) - len(text) // 10 :]  # the run's validation split: the last 10%
     result = evaluate_text(model, tok, [held_out])
-    best = checkpoint.load(trained_run / "best.pt")["cursor"]["best_val_loss"]
-    assert abs(result.nats_per_token - best) < 0.1
+    cursor = checkpoint.load(trained_run / "best.pt").cursor
+    # One evaluator, one formula: only the validation streams' fresh starts differ from one pass.
+    assert abs(result.nats_per_token - cursor.best_val_loss) < 0.005
+    assert abs(result.bits_per_char - cursor.best_val_bpc) < 0.01
+
+
+def test_bits_per_char_counts_every_token_of_the_text():
+    assert bits_per_char(math.log(2), tokens=10, chars=10) == pytest.approx(1.0)  # char model: nats / ln 2
+    assert bits_per_char(math.log(2), tokens=5, chars=10) == pytest.approx(0.5)  # two characters a token
 
 
 def test_unknown_characters_are_skipped_with_a_warning_or_refused(model_and_tokenizer, caplog):

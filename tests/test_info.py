@@ -12,11 +12,11 @@ def test_describe_a_run_folder(trained_run):
     assert file == trained_run / "best.pt"
     assert fields["model"].startswith("lstm 2x64 (embedding 32")
     assert fields["parameters"] == f"{num_parameters(model):,}"
-    assert fields["tokenizer"] == f"char, vocabulary {ckpt['model_config']['vocab_size']}"
-    assert fields["corpus sha256"] == ckpt["corpus_sha256"]
-    assert fields["steps"].startswith(f"{ckpt['cursor']['step']:,} ")
-    assert fields["characters seen"] == f"{ckpt['cursor']['chars']:,}"
-    assert f"{ckpt['cursor']['best_val_loss']:.4f} nats/token" in fields["best val loss"]
+    assert fields["tokenizer"] == f"char, vocabulary {ckpt.model_config.vocab_size}"
+    assert fields["corpus sha256"] == ckpt.corpus_sha256
+    assert fields["steps"].startswith(f"{ckpt.cursor.step:,} ")
+    assert fields["characters seen"] == f"{ckpt.cursor.chars:,}"
+    assert f"{ckpt.cursor.best_val_loss:.4f} nats/token" in fields["best val loss"]
     assert "command" in fields and "training characters" in fields
 
 

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-import json
 import shutil
 import sys
+from dataclasses import replace
 
 import pytest
 
 from charrnn import plot
 from charrnn.errors import CharRNNError
+from charrnn.metrics import MetricsRecord, read_metrics
 
 from .conftest import png_size
 
@@ -17,9 +18,16 @@ def two_runs(trained_run, tmp_path) -> list[str]:
     """The trained run and a copy whose losses are shifted, as a second run to overlay."""
     other = tmp_path / "other-run"
     other.mkdir()
-    records = plot.load_metrics(str(trained_run))
-    shifted = [{**r, **{k: r[k] + 0.5 for k in ("train_loss", "val_loss") if k in r}} for r in records]
-    (other / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in shifted))
+    records = read_metrics(trained_run)
+
+    def shifted(r: MetricsRecord) -> MetricsRecord:
+        return replace(
+            r,
+            train_loss=None if r.train_loss is None else r.train_loss + 0.5,
+            val_loss=None if r.val_loss is None else r.val_loss + 0.5,
+        )
+
+    (other / "metrics.jsonl").write_text("".join(shifted(r).to_json() + "\n" for r in records))
     return [str(trained_run), str(other)]
 
 
@@ -51,11 +59,11 @@ def test_labels_and_errors(trained_run, tmp_path):
     assert plot.run_labels(["a/x", "b/y"]) == ["x", "y"]
     assert plot.run_labels(["a/x", "b/x"]) == ["a/x", "b/x"]
     with pytest.raises(CharRNNError, match="no metrics.jsonl"):
-        plot.load_metrics(str(tmp_path))
+        read_metrics(str(tmp_path))
     copy = tmp_path / "copy"
     shutil.copytree(trained_run, copy)
     (copy / "metrics.jsonl").write_text("{not json\n")
     with pytest.raises(CharRNNError, match="not valid JSON"):
-        plot.load_metrics(str(copy / "best.pt"))
+        read_metrics(str(copy / "best.pt"))
     with pytest.raises(CharRNNError, match="--size"):
         plot.parse_size("big")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from charrnn.errors import CharRNNError
-from charrnn.train import BF16_OVERRIDE, cpu_supports_bf16, resolve_precision
+from charrnn.runtime import BF16_OVERRIDE, cpu_supports_bf16, resolve_precision
 
 from .conftest import SMALL, charrnn
 

@@ -1,0 +1,78 @@
+"""Where and how tensors run: the device, the autocast precision, and durations given as text.
+
+Training, sampling, evaluation and gradflow all use these; none of them imports the trainer for it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import torch
+
+from charrnn.errors import CharRNNError
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '10m', '1.5h', '1h30m' or plain seconds -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd])", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise CharRNNError(f"cannot read duration {text!r}; write it like 90s, 10m or 1h30m")
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' (a GPU when there is one), 'cpu', 'cuda' or 'cuda:N', checked against this machine."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise CharRNNError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise CharRNNError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CharRNNError(f"device {name} asks for CUDA, but no CUDA GPU is available; use the cpu device")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise CharRNNError(f"device {name}: only {torch.cuda.device_count()} GPU(s) present")
+    return device
+
+
+BF16_OVERRIDE = "CHARRNN_CPU_BF16"  # 1 or 0: take the CPU to have (or lack) native bf16, whatever it has
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 autocast pays off.
+
+    CHARRNN_CPU_BF16=1 or 0 overrides the probe, so one machine can exercise the other kind's
+    decisions (tests; a user who wants bf16 emulated anyway)."""
+    override = os.environ.get(BF16_OVERRIDE)
+    if override is not None:
+        if override not in ("0", "1"):
+            raise CharRNNError(f"{BF16_OVERRIDE} must be 0 or 1, got {override!r}")
+        return override == "1"
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for plain fp32. Master weights always stay fp32."""
+    if device.type == "cuda":
+        if precision == "auto":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    if precision == "fp16":
+        raise CharRNNError("precision fp16 needs a GPU; use bf16 or fp32 on the CPU")
+    if precision == "bf16" and not cpu_supports_bf16():
+        raise CharRNNError("this CPU has no bf16 support for recurrent layers (AVX512-BF16); use precision fp32")
+    # auto: bf16 where the CPU has native bf16 units, else fp32 (emulated bf16 is slower).
+    return torch.bfloat16 if precision == "bf16" or (precision == "auto" and cpu_supports_bf16()) else None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
+    """Autocast to `dtype` on `device`, or a disabled one for plain fp32."""
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
