@@ -312,15 +312,15 @@ def beam_search(
             logprobs = logits.double().log_softmax(-1)
             total = (scores[:, None] + (guard.mask(logprobs, utf8) if guard else logprobs)).flatten()
             top = torch.topk(total, min(2 * cfg.beam, total.numel()))
-            rows, last = beam.extend(top.values.tolist(), top.indices.tolist(), logits.shape[-1])
+            rows, last = beam.extend(top.values.cpu().numpy(), top.indices.cpu().numpy(), logits.shape[-1])
             if agreed := beam.newly_shared():
                 shared.feed(agreed, [0.0] * len(agreed))
-            if not rows:
+            if not len(rows):
                 break
-            last_ids = torch.tensor(last, device=device)
-            scores = torch.tensor(beam.scores, dtype=torch.float64, device=device)
-            if rows != list(range(logits.shape[0])):  # beam 1, and beams that kept their order, skip the copy
-                index = torch.tensor(rows, device=device)
+            last_ids = torch.from_numpy(last).to(device)
+            scores = torch.from_numpy(beam.scores).to(device)
+            if not _in_order(rows, logits.shape[0]):
+                index = torch.from_numpy(rows).to(device)
                 states = [s.index_select(0, index) for s in states]
                 utf8 = utf8.index_select(0, index) if guard else utf8
             if guard:
@@ -337,6 +337,11 @@ def beam_search(
     ]
 
 
+def _in_order(rows: np.ndarray, before: int) -> bool:
+    """Whether the hypotheses kept their rows (always so for beam 1): nothing to reorder."""
+    return len(rows) == before and bool((rows == np.arange(before)).all())
+
+
 class _Beam:
     """Beam search's bookkeeping on the host: the live hypotheses' ids as the rows of one array
     (reordered in one copy per step, no list per candidate), their characters and scores, the
@@ -344,37 +349,37 @@ class _Beam:
 
     def __init__(self, tokenizer: Tokenizer, cfg: SampleConfig) -> None:
         self.tokenizer, self.cfg = tokenizer, cfg
-        self.piece_chars = [sum((b & 0xC0) != 0x80 for b in p) for p in tokenizer.pieces]  # UTF-8 lead bytes
+        # Characters each token begins: its bytes that start a UTF-8 sequence.
+        self.piece_chars = np.array([sum((b & 0xC0) != 0x80 for b in p) for p in tokenizer.pieces])
         # Enough trailing ids to hold any stop string, even one spelled with single bytes.
         self.tail = 4 * max((len(s) for s in cfg.stop), default=0) + 3
         self.ids = np.zeros((1, max(cfg.length, 16)), dtype=np.int64)  # live hypothesis x step
         self.steps = 0  # ids each live hypothesis has
         self.live = 1
-        self.chars = [0]  # characters begun so far, per live hypothesis
-        self.scores = [0.0]
+        self.chars = np.zeros(1, dtype=np.int64)  # characters begun so far, per live hypothesis
+        self.scores = np.zeros(1)
         self.finished: list[tuple[float, float, str, np.ndarray]] = []  # (rank, log-prob, text, ids)
         self.shared = 0  # leading ids every hypothesis shares, already streamed
         self._finished_ids: np.ndarray | None = None  # the finished ids, cut to the shortest, stacked
 
-    def extend(self, scores: list[float], flat: list[int], vocab: int) -> tuple[list[int], list[int]]:
+    def extend(self, scores: np.ndarray, flat: np.ndarray, vocab: int) -> tuple[np.ndarray, np.ndarray]:
         """Take the best candidates (scores descending, flat = row * vocab + token): finish those
         that reach the length or a stop string, keep the first `beam` others live. Returns the
         live hypotheses' parent rows and last tokens."""
-        cfg, k = self.cfg, self.cfg.beam
-        rows, toks, chars, kept = [], [], [], []
-        for score, at in zip(scores, flat, strict=True):
-            if score == -math.inf:  # only tokens that would break UTF-8 are left
-                break
-            row, tok = divmod(at, vocab)
-            n_chars = self.chars[row] + self.piece_chars[tok]
-            if len(rows) == k and n_chars < cfg.length and not cfg.stop:
-                continue
-            if n_chars >= cfg.length or (cfg.stop and self._stops(row, tok)):
-                self._finish(score, row, tok)
-            elif len(rows) < k:
-                rows.append(row), toks.append(tok), chars.append(n_chars), kept.append(score)
+        cfg = self.cfg
+        valid = scores > -math.inf  # -inf: only tokens that would break UTF-8 are left
+        scores, (rows, toks) = scores[valid], np.divmod(flat[valid], vocab)
+        chars = self.chars[rows] + self.piece_chars[toks]
+        done = chars >= cfg.length
+        if cfg.stop:
+            for i in np.flatnonzero(~done).tolist():
+                done[i] = self._stops(int(rows[i]), int(toks[i]))
+        for i in np.flatnonzero(done).tolist():
+            self._finish(float(scores[i]), int(rows[i]), int(toks[i]))
+        keep = np.flatnonzero(~done)[: cfg.beam]
+        rows, toks = rows[keep], toks[keep]
         self._advance(rows, toks)
-        self.chars, self.scores = chars, kept
+        self.chars, self.scores = chars[keep], scores[keep]
         return rows, toks
 
     def _stops(self, row: int, tok: int) -> bool:
@@ -388,13 +393,14 @@ class _Beam:
         self.finished.append((score / max(1, len(text)) ** self.cfg.length_penalty, score, text, ids))
         self._finished_ids = None
 
-    def _advance(self, rows: list[int], toks: list[int]) -> None:
+    def _advance(self, rows: np.ndarray, toks: np.ndarray) -> None:
         t, n = self.steps, len(rows)
         if t == self.ids.shape[1]:
             self.ids = np.concatenate([self.ids, np.zeros_like(self.ids)], axis=1)
         if n > self.ids.shape[0]:
             self.ids = np.concatenate([self.ids, np.zeros((n - self.ids.shape[0], self.ids.shape[1]), np.int64)])
-        self.ids[:n, :t] = self.ids[rows, :t]
+        if not _in_order(rows, self.live):
+            self.ids[:n, :t] = self.ids[rows, :t]
         self.ids[:n, t] = toks
         self.steps, self.live = t + 1, n
 
@@ -413,12 +419,15 @@ class _Beam:
                 shortest = min(len(f[3]) for f in self.finished)
                 self._finished_ids = np.stack([f[3][:shortest] for f in self.finished])
             end = min(end, self._finished_ids.shape[1])
-        if end <= start or (live[:, start] != first[start]).any():  # the common case: a cheap no
+            agree = (self._finished_ids[:, start:end] == first[start:end]).all(0)
+        else:  # one live hypothesis shares all of itself
+            agree = np.ones(max(0, end - start), dtype=bool)
+        # Most steps the live hypotheses differ at the first unshared id: a cheap no.
+        if self.live > 1 and end > start and (live[1:, start] == first[start]).all():
+            agree &= (live[1:, start:end] == first[start:end]).all(0)
+        elif self.live > 1:
             return []
-        agree = (live[:, start:end] == first[start:end]).all(0)
-        if self._finished_ids is not None:
-            agree &= (self._finished_ids[:, start:end] == first[start:end]).all(0)
-        self.shared = start + (end - start if agree.all() else int(agree.argmin()))
+        self.shared = start + (len(agree) if agree.all() else int(agree.argmin()))
         return first[start : self.shared].tolist()
 
 
