@@ -10,6 +10,7 @@ Shakespeare's), so no training is needed; speed does not depend on the weights.
 
     python bench/generate.py                 # CPU, LSTM and GRU
     python bench/generate.py --device cuda
+    python bench/generate.py --only beam     # beam search's cost per character against beam 1
 
 Prints a table and writes bench/results/generate.json.
 """
@@ -91,15 +92,19 @@ def bench_cell(cell: str, args: argparse.Namespace, device: torch.device) -> lis
     def ours(**kw) -> Callable[[], int]:
         return lambda: charrnn_loop(model, tok, SampleConfig(length=n, prime=PRIME, seed=1, **kw), device)
 
-    cases: list[tuple[str, Callable[[], int]]] = [
-        ("plain loop, batch 1", lambda: plain_loop(model, prime, n, 1, device)),
-        ("charrnn sample, batch 1", ours()),
-        ("charrnn sample fp32, batch 1", ours(precision="fp32")),
-        ("plain loop, 32 samples", lambda: plain_loop(model, prime, n, 32, device)),
-        ("charrnn sample, 32 samples", ours(num_samples=32)),
-        ("charrnn sample fp32, 32 samples", ours(num_samples=32, precision="fp32")),
-        *[(f"charrnn beam {k}", ours(beam=k)) for k in args.beams],
-    ]
+    cases: list[tuple[str, Callable[[], int]]] = []
+    if args.only in (None, "sample"):
+        cases += [
+            ("plain loop, batch 1", lambda: plain_loop(model, prime, n, 1, device)),
+            ("charrnn sample, batch 1", ours()),
+            ("charrnn sample fp32, batch 1", ours(precision="fp32")),
+            ("plain loop, 32 samples", lambda: plain_loop(model, prime, n, 32, device)),
+            ("charrnn sample, 32 samples", ours(num_samples=32)),
+            ("charrnn sample fp32, 32 samples", ours(num_samples=32, precision="fp32")),
+        ]
+    if args.only in (None, "beam"):
+        cases += [(f"charrnn beam {k}", ours(beam=k)) for k in args.beams]
+        cases += [(f"charrnn beam {k} fp32", ours(beam=k, precision="fp32")) for k in args.beams]
     rows = [
         {"cell": cell, "case": name, "seconds": seconds, "chars": chars, "chars_per_sec": chars / seconds}
         for name, (seconds, chars) in timed(cases, device, args.repeats).items()
@@ -113,11 +118,10 @@ def bench_cell(cell: str, args: argparse.Namespace, device: torch.device) -> lis
         if r["case"].startswith("charrnn sample"):
             plain = by["plain loop," + r["case"].split(",")[1]]
             r["vs_plain_loop"] = r["chars_per_sec"] / plain["chars_per_sec"]
-        if r["case"].startswith("charrnn beam"):
-            # Cost per generated character relative to beam width 1.
-            r["cost_vs_beam_1"] = (
-                r["seconds"] / r["chars"] / (by["charrnn beam 1"]["seconds"] / by["charrnn beam 1"]["chars"])
-            )
+        if r["case"].startswith("charrnn beam") and 1 in args.beams:
+            # Cost per generated character relative to beam width 1 at the same precision.
+            one = by["charrnn beam 1" + (" fp32" if r["case"].endswith("fp32") else "")]
+            r["cost_vs_beam_1"] = r["seconds"] / r["chars"] / (one["seconds"] / one["chars"])
     return rows
 
 
@@ -133,12 +137,23 @@ def print_table(rows: list[dict]) -> None:
         print(f"| {r['cell']:4} | {r['case']:31} | {r['chars_per_sec']:9.0f} | {ms:8.3f} | {ratio:>13} | {cost:>14} |")
 
 
+def cpu_name() -> str:
+    """The CPU's model name where /proc/cpuinfo gives it (Linux), else the architecture."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--cells", nargs="+", default=["lstm", "gru"])
     parser.add_argument("--length", type=int, default=1000, help="characters generated per sample")
     parser.add_argument("--beams", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--only", choices=["sample", "beam"], help="run only the sampling rows or the beam rows")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per case; the median is reported")
     parser.add_argument("--threads", type=int, help="torch CPU threads \\[default: torch's choice]")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "generate.json"))
@@ -153,9 +168,10 @@ def main() -> None:
         "device": args.device,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "length": args.length,
         "repeats": args.repeats,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability() if args.device == "cpu" else None,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 
 from charrnn.config import SampleConfig
@@ -298,55 +299,34 @@ def beam_search(
     finished ones are ranked by log-prob / characters ** length_penalty. Text that every live
     and finished hypothesis shares is streamed as soon as it is known.
     """
-    k = cfg.beam
     prime = _prime_ids(tokenizer, cfg, torch.Generator().manual_seed(seed))
     logits, step, states, precision = _start(model, cfg, prime, 1, device)
-    live: list[list[int]] = [[]]
-    chars = [0]  # characters begun so far, per live hypothesis: bytes that start a UTF-8 sequence
-    piece_chars = [sum((b & 0xC0) != 0x80 for b in p) for p in tokenizer.pieces]
-    tail = 4 * max((len(s) for s in cfg.stop), default=0) + 3
+    beam = _Beam(tokenizer, cfg)
     scores = torch.zeros(1, dtype=torch.float64, device=device)
     guard = Utf8Guard.for_pieces(tokenizer.pieces, device)
     utf8 = torch.zeros(1, dtype=torch.long, device=device)
-    finished: list[tuple[float, float, str, list[int]]] = []  # (rank, log-prob, text, ids)
     shared = TextSink(tokenizer, cfg.length, cfg.stop, (lambda t: emit(0, t)) if emit else None)
-    shared_len = 0
     t0 = time.perf_counter()
     with torch.inference_mode():
-        while live and len(finished) < k:
+        while beam.live and len(beam.finished) < cfg.beam:
             logprobs = logits.double().log_softmax(-1)
             total = (scores[:, None] + (guard.mask(logprobs, utf8) if guard else logprobs)).flatten()
-            top = torch.topk(total, min(2 * k, total.numel()))
-            rows, next_live, next_chars, next_scores = [], [], [], []
-            for score, flat in zip(top.values.tolist(), top.indices.tolist(), strict=False):
-                if score == -math.inf:  # only tokens that would break UTF-8 are left
-                    break
-                row, tok = divmod(flat, logits.shape[-1])
-                n_chars = chars[row] + piece_chars[tok]
-                if len(rows) == k and n_chars < cfg.length and not cfg.stop:
-                    continue
-                ids = live[row] + [tok]
-                if n_chars >= cfg.length or (cfg.stop and any(s in decode(tokenizer, ids[-tail:]) for s in cfg.stop)):
-                    text = _finished_text(tokenizer, ids, cfg)
-                    finished.append((score / max(1, len(text)) ** cfg.length_penalty, score, text, ids))
-                elif len(rows) < k:
-                    rows.append(row), next_live.append(ids), next_chars.append(n_chars), next_scores.append(score)
-            live, chars = next_live, next_chars
-            common = _common_prefix(live + [f[3] for f in finished], shared_len)
-            if common > shared_len:
-                ids = (live or [f[3] for f in finished])[0][shared_len:common]
-                shared.feed(ids, [0.0] * len(ids))
-                shared_len = common
-            if not live:
+            top = torch.topk(total, min(2 * cfg.beam, total.numel()))
+            rows, last = beam.extend(top.values.cpu().numpy(), top.indices.cpu().numpy(), logits.shape[-1])
+            if agreed := beam.newly_shared():
+                shared.feed(agreed, [0.0] * len(agreed))
+            if not len(rows):
                 break
-            index = torch.tensor(rows, device=device)
-            states = [s.index_select(0, index) for s in states]
-            scores = torch.tensor(next_scores, dtype=torch.float64, device=device)
-            last = torch.tensor([t[-1] for t in live], device=device)
+            last_ids = torch.from_numpy(last).to(device)
+            scores = torch.from_numpy(beam.scores).to(device)
+            if not _in_order(rows, logits.shape[0]):
+                index = torch.from_numpy(rows).to(device)
+                states = [s.index_select(0, index) for s in states]
+                utf8 = utf8.index_select(0, index) if guard else utf8
             if guard:
-                utf8 = guard.advance(utf8.index_select(0, index), last)
-            logits, states = step(last, states)
-    finished.sort(key=lambda f: f[0], reverse=True)
+                utf8 = guard.advance(utf8, last_ids)
+            logits, states = step(last_ids, states)
+    finished = sorted(beam.finished, key=lambda f: f[0], reverse=True)
     best = finished[: cfg.n_best]
     if best and emit:  # the rest of the winner; what was streamed is a prefix of every hypothesis
         emit(0, best[0][2][len(shared.text) :])
@@ -357,6 +337,100 @@ def beam_search(
     ]
 
 
+def _in_order(rows: np.ndarray, before: int) -> bool:
+    """Whether the hypotheses kept their rows (always so for beam 1): nothing to reorder."""
+    return len(rows) == before and bool((rows == np.arange(before)).all())
+
+
+class _Beam:
+    """Beam search's bookkeeping on the host: the live hypotheses' ids as the rows of one array
+    (reordered in one copy per step, no list per candidate), their characters and scores, the
+    finished hypotheses, and how many leading ids all of them share."""
+
+    def __init__(self, tokenizer: Tokenizer, cfg: SampleConfig) -> None:
+        self.tokenizer, self.cfg = tokenizer, cfg
+        # Characters each token begins: its bytes that start a UTF-8 sequence.
+        self.piece_chars = np.array([sum((b & 0xC0) != 0x80 for b in p) for p in tokenizer.pieces])
+        # Enough trailing ids to hold any stop string, even one spelled with single bytes.
+        self.tail = 4 * max((len(s) for s in cfg.stop), default=0) + 3
+        self.ids = np.zeros((1, max(cfg.length, 16)), dtype=np.int64)  # live hypothesis x step
+        self.steps = 0  # ids each live hypothesis has
+        self.live = 1
+        self.chars = np.zeros(1, dtype=np.int64)  # characters begun so far, per live hypothesis
+        self.scores = np.zeros(1)
+        self.finished: list[tuple[float, float, str, np.ndarray]] = []  # (rank, log-prob, text, ids)
+        self.shared = 0  # leading ids every hypothesis shares, already streamed
+        self._finished_ids: np.ndarray | None = None  # the finished ids, cut to the shortest, stacked
+
+    def extend(self, scores: np.ndarray, flat: np.ndarray, vocab: int) -> tuple[np.ndarray, np.ndarray]:
+        """Take the best candidates (scores descending, flat = row * vocab + token): finish those
+        that reach the length or a stop string, keep the first `beam` others live. Returns the
+        live hypotheses' parent rows and last tokens."""
+        cfg = self.cfg
+        valid = scores > -math.inf  # -inf: only tokens that would break UTF-8 are left
+        scores, (rows, toks) = scores[valid], np.divmod(flat[valid], vocab)
+        chars = self.chars[rows] + self.piece_chars[toks]
+        done = chars >= cfg.length
+        if cfg.stop:
+            for i in np.flatnonzero(~done).tolist():
+                done[i] = self._stops(int(rows[i]), int(toks[i]))
+        for i in np.flatnonzero(done).tolist():
+            self._finish(float(scores[i]), int(rows[i]), int(toks[i]))
+        keep = np.flatnonzero(~done)[: cfg.beam]
+        rows, toks = rows[keep], toks[keep]
+        self._advance(rows, toks)
+        self.chars, self.scores = chars[keep], scores[keep]
+        return rows, toks
+
+    def _stops(self, row: int, tok: int) -> bool:
+        ids = self.ids[row, max(0, self.steps + 1 - self.tail) : self.steps].tolist() + [tok]
+        text = decode(self.tokenizer, ids)
+        return any(s in text for s in self.cfg.stop)
+
+    def _finish(self, score: float, row: int, tok: int) -> None:
+        ids = np.append(self.ids[row, : self.steps], tok)
+        text = _finished_text(self.tokenizer, ids.tolist(), self.cfg)
+        self.finished.append((score / max(1, len(text)) ** self.cfg.length_penalty, score, text, ids))
+        self._finished_ids = None
+
+    def _advance(self, rows: np.ndarray, toks: np.ndarray) -> None:
+        t, n = self.steps, len(rows)
+        if t == self.ids.shape[1]:
+            self.ids = np.concatenate([self.ids, np.zeros_like(self.ids)], axis=1)
+        if n > self.ids.shape[0]:
+            self.ids = np.concatenate([self.ids, np.zeros((n - self.ids.shape[0], self.ids.shape[1]), np.int64)])
+        if not _in_order(rows, self.live):
+            self.ids[:n, :t] = self.ids[rows, :t]
+        self.ids[:n, t] = toks
+        self.steps, self.live = t + 1, n
+
+    def newly_shared(self) -> list[int]:
+        """The ids every live and finished hypothesis now shares beyond those shared before."""
+        start, live = self.shared, self.ids[: self.live]
+        if self.live:
+            first, end = live[0], self.steps
+        elif self.finished:
+            first = self.finished[0][3]
+            end = len(first)
+        else:
+            return []
+        if self.finished:
+            if self._finished_ids is None:
+                shortest = min(len(f[3]) for f in self.finished)
+                self._finished_ids = np.stack([f[3][:shortest] for f in self.finished])
+            end = min(end, self._finished_ids.shape[1])
+            agree = (self._finished_ids[:, start:end] == first[start:end]).all(0)
+        else:  # one live hypothesis shares all of itself
+            agree = np.ones(max(0, end - start), dtype=bool)
+        # Most steps the live hypotheses differ at the first unshared id: a cheap no.
+        if self.live > 1 and end > start and (live[1:, start] == first[start]).all():
+            agree &= (live[1:, start:end] == first[start:end]).all(0)
+        elif self.live > 1:
+            return []
+        self.shared = start + (len(agree) if agree.all() else int(agree.argmin()))
+        return first[start : self.shared].tolist()
+
+
 def _finished_text(tokenizer: Tokenizer, ids: list[int], cfg: SampleConfig) -> str:
     """A finished hypothesis's text, cut at the first stop string and at the length."""
     text = decode(tokenizer, ids)
@@ -364,14 +438,3 @@ def _finished_text(tokenizer: Tokenizer, ids: list[int], cfg: SampleConfig) -> s
         if (at := text.find(stop)) >= 0:
             text = text[:at]
     return text[: cfg.length]
-
-
-def _common_prefix(seqs: list[list[int]], start: int) -> int:
-    """Length of the prefix all seqs share, given that they share the first `start` items."""
-    if not seqs:
-        return start
-    first = seqs[0]
-    for i in range(start, min(len(s) for s in seqs)):
-        if any(s[i] != first[i] for s in seqs):
-            return i
-    return min(len(s) for s in seqs)
