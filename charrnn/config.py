@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from charrnn.cellinfo import CELL_INFO
 from charrnn.errors import CharRNNError
 
 TOKENIZERS = ("char", "byte", "bpe", "unigram")
-CELLS = ("lstm", "gru", "rnn", "rnn-relu", "lstm-peephole", "lstm-cifg")
-LSTM_CELLS = ("lstm", "lstm-peephole", "lstm-cifg")  # the cells whose state is (h, c)
+CELLS = tuple(CELL_INFO)
+LSTM_CELLS = tuple(name for name, info in CELL_INFO.items() if info.cell_state)  # the cells whose state is (h, c)
 
 
 @dataclass

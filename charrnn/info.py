@@ -10,7 +10,7 @@ from typing import Any
 from rich.table import Table
 
 from charrnn import checkpoint
-from charrnn.config import LSTM_CELLS
+from charrnn.cellinfo import CELL_INFO
 from charrnn.model import num_parameters
 
 
@@ -18,7 +18,7 @@ def _model_line(m: dict[str, Any]) -> str:
     extras = [f"embedding {m['embed_size']}", f"dropout {m['dropout']:g}"]
     if m.get("tie_weights"):
         extras.append("tied weights")
-    if m["cell"] in LSTM_CELLS and m.get("forget_bias"):
+    if CELL_INFO[m["cell"]].forget_gate and m.get("forget_bias"):
         extras.append(f"forget bias {m['forget_bias']:g}")
     return f"{m['cell']} {m['layers']}x{m['hidden_size']} ({', '.join(extras)})"
 

@@ -377,6 +377,7 @@ class Trainer:
                 self.scaler.step(self.optimizer)
             self.scaler.update()
         if finite:
+            self.model.constrain(self.cfg.seq_len)  # the cell's weight bounds (IndRNN's |u|)
             self.state = new_state
         return loss.detach(), norm.detach(), finite
 
