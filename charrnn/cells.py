@@ -24,7 +24,7 @@ of a small one per step, several times faster than autograd through the same loo
 eager or with torch.compile (bench/cell_loop.py, bench/results/cell_loop.json).
 
 This module also holds the cell registry's torch half: a `CellSpec` per cell (the light half,
-names and help, is charrnn/cellinfo.py).
+names and help, is charrnn/registry.py).
 """
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ class CellSpec:
     """How charrnn builds, initializes and steps one cell.
 
     build(cfg) -> the multi-layer module: batch-first, called as (x, hx) with hx (h, c) for a cell
-    with a cell state (cellinfo.CellInfo.cell_state), else h; each (layers, batch, hidden).
+    with a cell state (registry.CellInfo.cell_state), else h; each (layers, batch, hidden).
     step(x, state, *step_weights(rnn, k)) -> h, or (h, c): one step of layer k, torch.lstm_cell's
     call. Of the four step weights, [0] multiplies the input and [2] is a bias added to that
     product (the Stepper folds both into a table for the first layer); the others are the cell's own.

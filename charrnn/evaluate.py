@@ -94,7 +94,7 @@ def evaluate_text(
     chars = skipped = 0
     for chunk in chunks:
         ids = tokenizer.encode(chunk, unknown=unknown)
-        if tokenizer.kind == "char":
+        if tokenizer.char_level:
             skipped += len(chunk) - len(ids)
         chars += len(chunk)
         scorer.feed(ids)

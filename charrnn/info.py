@@ -10,8 +10,8 @@ from typing import Any
 from rich.table import Table
 
 from charrnn import checkpoint
-from charrnn.cellinfo import CELL_INFO
 from charrnn.model import num_parameters
+from charrnn.registry import CELL_INFO
 
 
 def _model_line(m: dict[str, Any]) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from charrnn.cellinfo import CELL_INFO, cell_spec
 from charrnn.config import CELLS, ModelConfig
 from charrnn.errors import CharRNNError
+from charrnn.registry import CELL_INFO, cell_spec
 
 # The recurrent state: (h, c) for the cells with a cell state, (h,) for the others; each tensor (layers, batch, hidden).
 State = tuple[torch.Tensor, ...]

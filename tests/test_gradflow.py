@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from charrnn import gradflow
-from charrnn.cellinfo import CELL_INFO
+from charrnn.registry import CELL_INFO
 from charrnn.config import CELLS, ModelConfig
 from charrnn.model import CharRNN
 
