@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from charrnn import gradflow
-from charrnn.registry import CELL_INFO
 from charrnn.config import CELLS, ModelConfig
 from charrnn.model import CharRNN
+from charrnn.registry import CELL_INFO
 
 from .test_plot import png_size
 
