@@ -1,6 +1,6 @@
 """The cells side by side: each trained for the same wall-clock budget on one corpus.
 
-Trains lstm, gru, lstm-peephole, lstm-cifg, rnn and rnn-relu one after another through
+Trains every registered cell (charrnn/registry.py) one after another through
 charrnn's own training loop (`charrnn.train.train`), every one with `charrnn train`'s defaults
 (2x384, embedding 128, dropout 0.2, batch 16, seq-len 128, lr 3e-3, seed 1337) and the same
 `--budget` of training time. Only the final evaluation on the held-out 10% runs, after the
@@ -34,8 +34,6 @@ from charrnn import checkpoint, runtime, train  # noqa: E402
 from charrnn.config import CELLS, DataConfig, TrainConfig  # noqa: E402
 from charrnn.model import num_parameters  # noqa: E402
 from charrnn.ui import TrainProgress  # noqa: E402
-
-ORDER = ("lstm", "gru", "lstm-peephole", "lstm-cifg", "rnn", "rnn-relu")
 
 
 def run_cell(cell: str, corpus: str, budget: float | None, steps: int | None, cache: Path, out: Path) -> dict:
@@ -81,7 +79,7 @@ def main() -> None:
     parser.add_argument("--corpus", default=str(ROOT.parent / "shared" / "corpora" / "tinyshakespeare.txt"))
     parser.add_argument("--budget", default="3m", help="training time per cell: 90s, 3m, ...")
     parser.add_argument("--steps", type=int, help="train this many steps instead of for --budget")
-    parser.add_argument("--cells", default=",".join(ORDER), help="comma-separated, from " + ", ".join(CELLS))
+    parser.add_argument("--cells", default=",".join(CELLS), help="comma-separated, from " + ", ".join(CELLS))
     args = parser.parse_args()
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     if not Path(args.corpus).is_file() or any(c not in CELLS for c in cells):

@@ -5,13 +5,15 @@ For each configuration it measures trained characters per second and peak memory
 and clipping) and (b) a plain reference loop of identical configuration (embedding + nn.LSTM /
 nn.GRU + linear, AdamW, clipping, contiguous batches), each in a fresh subprocess, and the
 fraction of this machine's fp32 matmul peak (timed in the same run) that the step reaches.
-For the LSTM variants PyTorch does not ship (lstm-peephole, lstm-cifg: charrnn/cells.py) the
-reference is nn.LSTM of the same size, so "x ref" is their speed relative to nn.LSTM.
+For the cells PyTorch does not ship (lstm-peephole, lstm-cifg: charrnn/cells.py; indrnn:
+charrnn/indrnn.py) the reference is PyTorch's nearest cell of the same size (REFERENCE_CELL), so
+"x ref" is their speed relative to it.
 
     python bench/train_speed.py                       # CPU, all configurations
     python bench/train_speed.py --device cuda         # GPU
     python bench/train_speed.py --quick               # fewer steps, for a smoke test
     python bench/train_speed.py --configs lstm:2:512,lstm-peephole:2:512,lstm-cifg:2:512
+    python bench/train_speed.py --configs lstm:2:256,rnn-relu:2:256,indrnn:2:256
 
 Prints a table and writes bench/results/train_speed[-DEVICE].json.
 """
@@ -40,13 +42,23 @@ CONFIGS = [
     ("lstm-cifg", 2, 512),
 ]
 BATCH, SEQ = 64, 128
-REFERENCE_CELL = {"lstm-peephole": "lstm", "lstm-cifg": "lstm"}  # PyTorch has no such cell: nn.LSTM stands in
+# PyTorch has no such cell: its nearest one of the same size stands in for the reference loop.
+REFERENCE_CELL = {"lstm-peephole": "lstm", "lstm-cifg": "lstm", "indrnn": "rnn-relu"}
+
+
+def _rnn(cell: str, layers: int, hidden: int, embed: int):
+    """The cell's multi-layer module, as charrnn builds it (the cell registry)."""
+    from charrnn.config import ModelConfig
+    from charrnn.registry import cell_spec
+
+    cfg = ModelConfig(vocab_size=1, cell=cell, hidden_size=hidden, embed_size=embed, layers=layers, dropout=0.0)
+    return cell_spec(cell).build(cfg)
 
 
 def flops_per_char(cell: str, layers: int, hidden: int, embed: int, vocab: int) -> float:
-    """Multiply-adds x2 x3 (forward + backward) per trained character."""
-    gates = 3 if cell in ("gru", "lstm-cifg") else 4  # peepholes add only elementwise work
-    macs = sum(gates * hidden * ((embed if k == 0 else hidden) + hidden) for k in range(layers)) + hidden * vocab
+    """Multiply-adds x2 x3 (forward + backward) per trained character: the cell's weight matrices
+    (its elementwise weights, peepholes or IndRNN's u, add no matrix product) and the output layer."""
+    macs = sum(p.numel() for p in _rnn(cell, layers, hidden, embed).parameters() if p.dim() == 2) + hidden * vocab
     return 2 * 3 * macs
 
 
@@ -116,9 +128,7 @@ def run_reference(cell: str, layers: int, hidden: int, steps: int, device: str) 
         def __init__(self) -> None:
             super().__init__()
             self.embed = nn.Embedding(vocab, 128)
-            self.rnn = {"lstm": nn.LSTM, "gru": nn.GRU}[REFERENCE_CELL.get(cell, cell)](
-                128, hidden, layers, batch_first=True
-            )
+            self.rnn = _rnn(REFERENCE_CELL.get(cell, cell), layers, hidden, 128)  # PyTorch's own module
             self.head = nn.Linear(hidden, vocab)
 
         def forward(self, x, h):
@@ -134,7 +144,8 @@ def run_reference(cell: str, layers: int, hidden: int, steps: int, device: str) 
         i = (step * SEQ) % (n - SEQ - 1)
         x, y = data[:, i : i + SEQ], data[:, i + 1 : i + SEQ + 1]
         if hidden_state is not None:
-            hidden_state = tuple(h.detach() for h in hidden_state) if cell != "gru" else hidden_state.detach()
+            detach = isinstance(hidden_state, tuple)
+            hidden_state = tuple(h.detach() for h in hidden_state) if detach else hidden_state.detach()
         logits, hidden_state = model(x, hidden_state)
         loss = nn.functional.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1))
         opt.zero_grad()

@@ -20,25 +20,31 @@ Speed (CPU training): the input projection W_ih x + b of all steps is one matrix
 the loop. The loop, forward and backward, is written out by hand in TorchScript: per step only
 h @ W_hh^T and the gate arithmetic, and the backward pass gives every step's gate gradients at
 once, so the gradient of W_hh is one large matrix product over all steps after the loop instead
-of a small one per step: 6x faster than autograd through the same loop, scripted, eager or
-with torch.compile (bench/cell_loop.py).
+of a small one per step, several times faster than autograd through the same loop, scripted,
+eager or with torch.compile (bench/cell_loop.py, bench/results/cell_loop.json).
+
+This module also holds the cell registry's torch half: a `CellSpec` per cell (the light half,
+names and help, is charrnn/registry.py).
 """
 
+from __future__ import annotations
+
+import functools
 import logging
 import math
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-log = logging.getLogger("charrnn")
+if TYPE_CHECKING:
+    from charrnn.config import ModelConfig
 
-CELL_VARIANTS = {
-    "lstm-peephole": {"peephole": True, "coupled": False},
-    "lstm-cifg": {"peephole": True, "coupled": True},
-}
+log = logging.getLogger("charrnn")
 
 
 def step_equations(a: Tensor, c: Tensor, peep: Tensor | None, coupled: bool) -> tuple[Tensor, Tensor, Tensor]:
@@ -127,16 +133,16 @@ def backward_loop(
 
 
 def _script(fn: Callable) -> Callable:
-    """TorchScript runs the loops without Python's per-op overhead: 8% faster than eager at 2x384,
-    batch 16, about even at 2x512, batch 64, where the matrix products dominate. torch.compile
-    would unroll the loops and recompile them for every sequence length (bench/cell_loop.py).
+    """TorchScript runs the loops without Python's per-op overhead, which matters at small sizes
+    (at large ones the matrix products dominate). torch.compile would unroll the loops and
+    recompile them for every sequence length (bench/cell_loop.py).
     torch 2.13 deprecates TorchScript and warns; where it is gone, the loops run eager."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
             return torch.jit.script(fn)
         except Exception as e:  # a Python or torch without TorchScript
-            log.debug("TorchScript unavailable (%s); the LSTM variants run eager", e)
+            log.debug("TorchScript unavailable (%s); %s runs eager", e, fn.__name__)
             return fn
 
 
@@ -216,12 +222,6 @@ class LSTMVariant(nn.Module):
         n = self.hidden_size
         return slice(0, n) if self.coupled else slice(n, 2 * n)
 
-    def step(self, k: int, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-        """One step of layer k in plain autograd (x (batch, in)), for gradflow's per-step states."""
-        w_ih, w_hh, b, peep = self.layer(k)
-        h, c, _ = cell_step(torch.addmm(b, x, w_ih.t()) + h @ w_hh.t(), c, peep, self.coupled)
-        return h, c
-
     @torch.compiler.disable  # torch.compile (--compile) leaves the hand-written loop as it is
     def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """x (batch, time, input) -> every step's top-layer h (batch, time, H), and (h_n, c_n)."""
@@ -242,3 +242,117 @@ class LSTMVariant(nn.Module):
                 hs.append(inp[-1])
                 cs.append(c)
         return inp.transpose(0, 1), (torch.stack(hs), torch.stack(cs))
+
+
+def _variant_cell(
+    x: Tensor,
+    state: tuple[Tensor, Tensor],
+    w_ih: Tensor,
+    w_hh: Tensor,
+    bias: Tensor,
+    peep: Tensor | None,
+    coupled: bool,
+) -> tuple[Tensor, Tensor]:
+    """torch.lstm_cell's call for the LSTMVariant cells; bias may be a (batch, gates) table row."""
+    h, c, _ = cell_step(torch.addmm(torch.addmm(bias, x, w_ih.t()), state[0], w_hh.t()), state[1], peep, coupled)
+    return h, c
+
+
+# --- the cell registry's torch half -------------------------------------------------------------
+
+
+def _no_init(rnn: nn.Module, cfg: ModelConfig) -> None:
+    """Keep the module's own initialization."""
+
+
+def _no_constrain(rnn: nn.Module, seq_len: int) -> None:
+    """No bound on the weights."""
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """How charrnn builds, initializes and steps one cell.
+
+    build(cfg) -> the multi-layer module: batch-first, called as (x, hx) with hx (h, c) for a cell
+    with a cell state (registry.CellInfo.cell_state), else h; each (layers, batch, hidden).
+    step(x, state, *step_weights(rnn, k)) -> h, or (h, c): one step of layer k, torch.lstm_cell's
+    call. Of the four step weights, [0] multiplies the input and [2] is a bias added to that
+    product (the Stepper folds both into a table for the first layer); the others are the cell's own.
+    half_kernel: torch.ops.quantized's fp16 single-step kernel, called like `step`, or None.
+    constrain(rnn, seq_len): after each optimizer step, keeps the weights in the cell's bounds.
+    """
+
+    build: Callable[[ModelConfig], nn.Module]
+    step: Callable[..., Tensor | tuple[Tensor, Tensor]]
+    step_weights: Callable[[nn.Module, int], list[Tensor | None]]
+    init: Callable[[nn.Module, ModelConfig], None] = _no_init
+    half_kernel: str | None = None
+    constrain: Callable[[nn.Module, int], None] = _no_constrain
+
+
+def layer_args(cfg: ModelConfig) -> dict:
+    """The multi-layer module's size arguments, shared by every cell."""
+    return dict(
+        input_size=cfg.embed_size,
+        hidden_size=cfg.hidden_size,
+        num_layers=cfg.layers,
+        dropout=cfg.dropout if cfg.layers > 1 else 0.0,
+    )
+
+
+def _torch_weights(rnn: nn.Module, k: int) -> list[Tensor | None]:
+    return [getattr(rnn, f"{name}_l{k}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+
+
+def _torch_cell(module: type, step: Callable, half: str, init: Callable = _no_init, **kwargs) -> CellSpec:
+    return CellSpec(
+        build=lambda cfg: module(**layer_args(cfg), batch_first=True, **kwargs),
+        step=step,
+        step_weights=_torch_weights,
+        init=init,
+        half_kernel=half,
+    )
+
+
+def _lstm_init(rnn: nn.Module, cfg: ModelConfig) -> None:
+    """--forget-bias: PyTorch's gate order is input, forget, cell, output; it sums two biases."""
+    h = cfg.hidden_size
+    if cfg.forget_bias:
+        with torch.no_grad():
+            for k in range(cfg.layers):
+                getattr(rnn, f"bias_ih_l{k}")[h : 2 * h].fill_(cfg.forget_bias)
+                getattr(rnn, f"bias_hh_l{k}")[h : 2 * h].zero_()
+
+
+def _irnn_init(rnn: nn.Module, cfg: ModelConfig) -> None:
+    """IRNN (Le, Jaitly & Hinton 2015): identity recurrence and zero biases."""
+    with torch.no_grad():
+        for k in range(cfg.layers):
+            getattr(rnn, f"weight_hh_l{k}").copy_(torch.eye(cfg.hidden_size))
+            getattr(rnn, f"bias_hh_l{k}").zero_()
+            getattr(rnn, f"bias_ih_l{k}").zero_()
+            nn.init.normal_(getattr(rnn, f"weight_ih_l{k}"), std=0.001 if k else 0.01)
+
+
+def _variant_init(rnn: nn.Module, cfg: ModelConfig) -> None:
+    if cfg.forget_bias:
+        with torch.no_grad():
+            for k in range(cfg.layers):
+                rnn.layer(k)[2][rnn.forget_slice()].fill_(cfg.forget_bias)
+
+
+def _variant(peephole: bool, coupled: bool) -> CellSpec:
+    return CellSpec(
+        build=lambda cfg: LSTMVariant(**layer_args(cfg), peephole=peephole, coupled=coupled),
+        step=functools.partial(_variant_cell, coupled=coupled),
+        step_weights=lambda rnn, k: list(rnn.layer(k)),  # its one bias, then the peepholes or None
+        init=_variant_init,
+    )
+
+
+LSTM = _torch_cell(nn.LSTM, torch.lstm_cell, "quantized_lstm_cell_dynamic", _lstm_init)
+GRU = _torch_cell(nn.GRU, torch.gru_cell, "quantized_gru_cell_dynamic")
+RNN_TANH = _torch_cell(nn.RNN, torch.rnn_tanh_cell, "quantized_rnn_tanh_cell_dynamic", nonlinearity="tanh")
+RNN_RELU = _torch_cell(nn.RNN, torch.rnn_relu_cell, "quantized_rnn_relu_cell_dynamic", _irnn_init, nonlinearity="relu")
+PEEPHOLE = _variant(peephole=True, coupled=False)
+CIFG = _variant(peephole=True, coupled=True)

@@ -10,10 +10,11 @@ import math
 from dataclasses import dataclass, field
 
 from charrnn.errors import CharRNNError
+from charrnn.registry import CELL_INFO, TOKENIZER_INFO
 
-TOKENIZERS = ("char", "byte", "bpe", "unigram")
-CELLS = ("lstm", "gru", "rnn", "rnn-relu", "lstm-peephole", "lstm-cifg")
-LSTM_CELLS = ("lstm", "lstm-peephole", "lstm-cifg")  # the cells whose state is (h, c)
+TOKENIZERS = tuple(TOKENIZER_INFO)
+CELLS = tuple(CELL_INFO)
+LSTM_CELLS = tuple(name for name, info in CELL_INFO.items() if info.cell_state)  # the cells whose state is (h, c)
 
 
 @dataclass
@@ -33,7 +34,7 @@ class DataConfig:
             raise CharRNNError(f"unknown tokenizer {self.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}")
         if not 0.0 < self.val_frac < 1.0 and self.val_file is None:
             raise CharRNNError(f"--val-frac must be between 0 and 1, got {self.val_frac}")
-        if self.tokenizer in ("bpe", "unigram") and self.vocab_size < 300:
+        if TOKENIZER_INFO[self.tokenizer].uses_vocab_size and self.vocab_size < 300:
             raise CharRNNError(f"--vocab-size must be at least 300 for {self.tokenizer}, got {self.vocab_size}")
         if self.encoding_errors not in ("strict", "replace"):
             raise CharRNNError("--encoding-errors must be 'strict' or 'replace'")

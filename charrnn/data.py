@@ -22,6 +22,7 @@ from charrnn import tokenizers
 from charrnn.config import DataConfig
 from charrnn.errors import CharRNNError
 from charrnn.fileio import atomic_write
+from charrnn.registry import TOKENIZER_INFO, tokenizer_class
 
 log = logging.getLogger("charrnn")
 
@@ -136,8 +137,9 @@ class Scan:
     sample: list[str]  # SentencePiece training sentences, at most about SP_SAMPLE_CHARS
 
 
-def scan(files: list[Path], errors: str, tokenizer: str) -> Scan:
-    """Count the characters; collect the character set (char) or a training sample (bpe, unigram).
+def scan(files: list[Path], errors: str, tokenizer: str | None) -> Scan:
+    """Count the characters; collect what the named tokenizer fits on (None: a given tokenizer,
+    nothing): the character set, or a training sample of sentences.
 
     For SentencePiece the sample is a contiguous slice of every block, in proportion, so that it
     spreads over the whole corpus and stays bounded in memory however large the corpus is.
@@ -145,11 +147,12 @@ def scan(files: list[Path], errors: str, tokenizer: str) -> Scan:
     fraction = SP_SAMPLE_CHARS / max(1, sum(p.stat().st_size for p in files))  # bytes >= characters
     rng = random.Random(0)  # the same corpus gives the same sample, so the same tokenizer
     result = Scan(0, tokenizers.CharSet(), [])
+    fits = tokenizer_class(tokenizer) if tokenizer is not None else None
     for chunk in read_text(files, errors):
         result.n_chars += len(chunk)
-        if tokenizer == "char":
+        if fits is not None and fits.fit_chars:
             result.chars.add(chunk)
-        elif tokenizer in ("bpe", "unigram"):
+        if fits is not None and fits.fit_sample:
             take = len(chunk) if fraction >= 1 else round(len(chunk) * fraction)
             start = rng.randrange(len(chunk) - take + 1)
             result.sample.extend(tokenizers.sentences(chunk[start : start + take]))
@@ -157,11 +160,7 @@ def scan(files: list[Path], errors: str, tokenizer: str) -> Scan:
 
 
 def build_tokenizer(cfg: DataConfig, found: Scan) -> tokenizers.Tokenizer:
-    if cfg.tokenizer == "char":
-        return tokenizers.CharTokenizer(found.chars.chars())
-    if cfg.tokenizer == "byte":
-        return tokenizers.ByteTokenizer()
-    return tokenizers.SentencePieceTokenizer.train(cfg.tokenizer, found.sample, cfg.vocab_size)
+    return tokenizer_class(cfg.tokenizer).fit(cfg.tokenizer, found, cfg.vocab_size)
 
 
 @dataclass
@@ -250,7 +249,7 @@ def load_corpus(
     tok_key = (
         hashlib.sha256(json.dumps(tokenizer.to_state(), sort_keys=True).encode()).hexdigest()
         if tokenizer
-        else f"{cfg.tokenizer}-{cfg.vocab_size if cfg.tokenizer in ('bpe', 'unigram') else ''}"
+        else f"{cfg.tokenizer}-{cfg.vocab_size if TOKENIZER_INFO[cfg.tokenizer].uses_vocab_size else ''}"
     )
     key = hashlib.sha256(f"{CACHE_FORMAT}|{sha}|{val_sha}|{tok_key}|{cfg.encoding_errors}".encode()).hexdigest()[:24]
     meta_path = cache / f"{key}.json"
@@ -259,7 +258,7 @@ def load_corpus(
     meta = _read_meta(meta_path, train_path, val_path)
     if meta is None:
         given_tokenizer = tokenizer
-        found = scan(files, cfg.encoding_errors, cfg.tokenizer if tokenizer is None else "none")
+        found = scan(files, cfg.encoding_errors, cfg.tokenizer if tokenizer is None else None)
         if found.n_chars == 0:
             raise CharRNNError("the corpus is empty; give a file with some text in it")
         if tokenizer is None:

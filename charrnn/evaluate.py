@@ -157,7 +157,7 @@ def evaluate_text(
     chars = skipped = text_tokens = 0
     for chunk in chunks:
         ids = tokenizer.encode(chunk, unknown=unknown)
-        if tokenizer.kind == "char":
+        if tokenizer.char_level:
             skipped += len(chunk) - len(ids)
         chars += len(chunk)
         text_tokens += len(ids)

@@ -25,8 +25,7 @@ from rich.table import Table
 
 from charrnn import checkpoint, data
 from charrnn import train as training
-from charrnn.cells import LSTMVariant
-from charrnn.config import LSTM_CELLS, DataConfig, TrainConfig
+from charrnn.config import DataConfig, TrainConfig
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN
 from charrnn.runtime import resolve_device
@@ -38,7 +37,6 @@ log = logging.getLogger("charrnn")
 THRESHOLD = 1e-3  # the horizon: where a norm falls below this fraction of ||dL/dh|| at the last step
 BURN_IN = 100  # tokens run before each window so the state there is a realistic one, not zeros
 MAX_TEXT_CHARS = 2_000_000  # windows are drawn from the start of the corpus, up to this much
-_STEP_CELLS = {"gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell, "rnn-relu": torch.rnn_relu_cell}
 
 
 @dataclass
@@ -73,10 +71,6 @@ def corpus_ids(tokenizer: Tokenizer, sources: list[str], max_chars: int = MAX_TE
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
-def _weights(rnn: torch.nn.Module, layer: int) -> tuple[torch.Tensor, ...]:
-    return tuple(getattr(rnn, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-
-
 def _unroll(model: CharRNN, x: torch.Tensor, state: tuple[torch.Tensor, ...]):
     """Run the recurrence one step at a time, keeping every step's state as a graph node.
 
@@ -88,20 +82,18 @@ def _unroll(model: CharRNN, x: torch.Tensor, state: tuple[torch.Tensor, ...]):
     """
     cfg = model.cfg
     h = list(state[0].unbind(0))
-    c = list(state[1].unbind(0)) if cfg.cell in LSTM_CELLS else []
+    c = list(state[1].unbind(0)) if model.cell_state else []
     hs, cs = [], []
     emb = model.embed(x)
     for t in range(x.shape[1]):
         inp = emb[:, t]
         for k in range(cfg.layers):
-            if isinstance(model.rnn, LSTMVariant):
-                out, cell = model.rnn.step(k, inp, h[k], c[k])
-                c[k] = cell.clone()
-            elif cfg.cell == "lstm":
-                out, cell = torch.lstm_cell(inp, (h[k], c[k]), *_weights(model.rnn, k))
+            weights = model.spec.step_weights(model.rnn, k)
+            if model.cell_state:
+                out, cell = model.spec.step(inp, (h[k], c[k]), *weights)
                 c[k] = cell.clone()
             else:
-                out = _STEP_CELLS[cfg.cell](inp, h[k], *_weights(model.rnn, k))
+                out = model.spec.step(inp, h[k], *weights)
             h[k] = out.clone()
             inp = out
         hs.append(list(h))
@@ -118,7 +110,7 @@ def _norms(grads: tuple[torch.Tensor, ...], steps: int, layers: int) -> torch.Te
 @contextlib.contextmanager
 def _one_thread() -> Iterator[None]:
     """Single steps at batch 16 are too small to gain from intra-op threads, which only add
-    synchronization (a measurement took 0.3 s on one thread against 19 s on two busy cores)."""
+    synchronization, which costs far more than the work on busy cores."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -154,7 +146,7 @@ def measure(
             rows = np.stack([np.asarray(ids[s : s + need], dtype=np.int64) for s in starts])
             _accumulate(model, torch.from_numpy(rows).to(device), seq_len, sum_h, sum_c)
     by_distance = (sum_h / batches).flip(0).numpy()
-    return by_distance, ((sum_c / batches).flip(0).numpy() if model.cfg.cell in LSTM_CELLS else None)
+    return by_distance, ((sum_c / batches).flip(0).numpy() if model.cell_state else None)
 
 
 def _accumulate(model: CharRNN, windows: torch.Tensor, seq_len: int, sum_h: torch.Tensor, sum_c: torch.Tensor) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 from rich.table import Table
 
 from charrnn import checkpoint
-from charrnn.config import LSTM_CELLS, ModelConfig
+from charrnn.config import ModelConfig
 from charrnn.model import num_parameters
+from charrnn.registry import CELL_INFO
 
 UNKNOWN = "?"
 
@@ -19,7 +20,7 @@ def _model_line(m: ModelConfig) -> str:
     extras = [f"embedding {m.embed_size}", f"dropout {m.dropout:g}"]
     if m.tie_weights:
         extras.append("tied weights")
-    if m.cell in LSTM_CELLS and m.forget_bias:
+    if CELL_INFO[m.cell].forget_gate and m.forget_bias:
         extras.append(f"forget bias {m.forget_bias:g}")
     return f"{m.cell} {m.layers}x{m.hidden_size} ({', '.join(extras)})"
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import nn
 
-from charrnn.cells import CELL_VARIANTS, LSTMVariant, cell_step
-from charrnn.config import LSTM_CELLS, ModelConfig
+from charrnn.config import CELLS, ModelConfig
 from charrnn.errors import CharRNNError
+from charrnn.registry import CELL_INFO, cell_spec
 
-# The recurrent state: (h, c) for the LSTM cells, (h,) for the others; each tensor (layers, batch, hidden).
+# The recurrent state: (h, c) for the cells with a cell state, (h,) for the others; each tensor (layers, batch, hidden).
 State = tuple[torch.Tensor, ...]
 
 
@@ -19,60 +17,28 @@ class CharRNN(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        self.spec = cell_spec(cfg.cell)
+        self.cell_state = CELL_INFO[cfg.cell].cell_state
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_size)
-        rnn_args = dict(
-            input_size=cfg.embed_size,
-            hidden_size=cfg.hidden_size,
-            num_layers=cfg.layers,
-            dropout=cfg.dropout if cfg.layers > 1 else 0.0,
-            batch_first=True,
-        )
-        if cfg.cell == "lstm":
-            self.rnn = nn.LSTM(**rnn_args)
-        elif cfg.cell in CELL_VARIANTS:
-            del rnn_args["batch_first"]  # LSTMVariant is always batch-first
-            self.rnn = LSTMVariant(**rnn_args, **CELL_VARIANTS[cfg.cell])
-        elif cfg.cell == "gru":
-            self.rnn = nn.GRU(**rnn_args)
-        else:
-            self.rnn = nn.RNN(nonlinearity="relu" if cfg.cell == "rnn-relu" else "tanh", **rnn_args)
+        self.rnn = self.spec.build(cfg)
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.hidden_size, cfg.vocab_size)
         if cfg.tie_weights:
             self.head.weight = self.embed.weight
-        self._init_weights()
+        nn.init.normal_(self.embed.weight, std=0.1 if not cfg.tie_weights else cfg.hidden_size**-0.5)
+        self.spec.init(self.rnn, cfg)
         self._stepper: tuple[tuple, Stepper | HalfStepper] | None = None  # see stepper()
 
-    def _init_weights(self) -> None:
-        cfg = self.cfg
-        nn.init.normal_(self.embed.weight, std=0.1 if not cfg.tie_weights else cfg.hidden_size**-0.5)
-        if isinstance(self.rnn, LSTMVariant):
-            if cfg.forget_bias:
-                with torch.no_grad():
-                    for layer in range(cfg.layers):
-                        self.rnn.layer(layer)[2][self.rnn.forget_slice()].fill_(cfg.forget_bias)
-            return
-        for layer in range(cfg.layers):
-            w_hh = getattr(self.rnn, f"weight_hh_l{layer}")
-            if cfg.cell == "rnn-relu":
-                # IRNN (Le, Jaitly & Hinton 2015): identity recurrence and zero biases.
-                with torch.no_grad():
-                    w_hh.copy_(torch.eye(cfg.hidden_size))
-                    getattr(self.rnn, f"bias_hh_l{layer}").zero_()
-                    getattr(self.rnn, f"bias_ih_l{layer}").zero_()
-                    w_ih = getattr(self.rnn, f"weight_ih_l{layer}")
-                    nn.init.normal_(w_ih, std=0.001 if layer else 0.01)
-            if cfg.cell == "lstm" and cfg.forget_bias:
-                h = cfg.hidden_size  # gate order in PyTorch: input, forget, cell, output
-                with torch.no_grad():
-                    getattr(self.rnn, f"bias_ih_l{layer}")[h : 2 * h].fill_(cfg.forget_bias)
-                    getattr(self.rnn, f"bias_hh_l{layer}")[h : 2 * h].zero_()
+    def constrain(self, seq_len: int) -> None:
+        """Keep the recurrent weights within the cell's bounds for a training window of seq_len
+        (IndRNN's |u| bound); the training loop calls it after each optimizer step."""
+        self.spec.constrain(self.rnn, seq_len)
 
     def init_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         cfg = self.cfg
         device = device or self.head.weight.device
         zeros = torch.zeros(cfg.layers, batch_size, cfg.hidden_size, device=device)
-        return (zeros, zeros.clone()) if cfg.cell in LSTM_CELLS else (zeros,)
+        return (zeros, zeros.clone()) if self.cell_state else (zeros,)
 
     def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """ids (batch, time) -> logits (batch, time, vocab) and the state after the last step."""
@@ -80,7 +46,7 @@ class CharRNN(nn.Module):
         if state is None:
             out, new = self.rnn(x)
         else:
-            out, new = self.rnn(x, state if self.cfg.cell in LSTM_CELLS else state[0])
+            out, new = self.rnn(x, state if self.cell_state else state[0])
         new = tuple(new) if isinstance(new, tuple) else (new,)
         return self.head(self.drop(out)), new
 
@@ -89,64 +55,33 @@ class CharRNN(nn.Module):
         precision "fp16" stores its weights as fp16 (CPU only, see HalfStepper).
 
         Kept until the weights change or move, so repeated generation from one model does not
-        pay for building it again (packing the fp16 weights takes about 35 ms at 2x512)."""
+        pay for building it again (packing the fp16 weights is not free)."""
         key = (precision, self.head.weight.device, tuple(p._version for p in self.parameters()))
         if self._stepper is None or self._stepper[0] != key:
             self._stepper = (key, HalfStepper(self) if precision == "fp16" else Stepper(self))
         return self._stepper[1]
 
 
-_CELL_KERNELS = {
-    "lstm": torch.lstm_cell,
-    "gru": torch.gru_cell,
-    "rnn": torch.rnn_tanh_cell,
-    "rnn-relu": torch.rnn_relu_cell,
-}
-
-
-def _variant_cell(
-    x: torch.Tensor,
-    state: tuple[torch.Tensor, torch.Tensor],
-    w_ih: torch.Tensor,
-    w_hh: torch.Tensor,
-    bias: torch.Tensor,
-    peep: torch.Tensor | None,
-    coupled: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """torch.lstm_cell's call for the LSTMVariant cells; bias may be a (batch, gates) table row."""
-    h, c, _ = cell_step(torch.addmm(torch.addmm(bias, x, w_ih.t()), state[0], w_hh.t()), state[1], peep, coupled)
-    return h, c
-
-
-_WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-
-
 class Stepper:
     """Advances the network one token at a time, with as little work per step as eager PyTorch allows.
 
-    - Fused single-step cell kernels (torch.lstm_cell, gru_cell, ...): at batch 1 on CPU they run
-      several times faster than nn.LSTM's sequence kernel (measured 1.65 vs 7.4 ms per step at 2x512).
+    - Each cell's single-step kernel from its registry spec (torch.lstm_cell, gru_cell, ...): at
+      batch 1 on CPU these fused kernels run several times faster than nn.LSTM's sequence kernel.
     - On the CPU the first layer's input projection, embedding @ W_ih^T + b_ih, is a (vocab, gates)
       table made once: a row lookup replaces a matmul per step. The cell takes the row as its input
       bias, with a zero-width input. (CUDA's fused cell kernels want 1-D biases, so not there.)
     - The state is a flat list of (batch, hidden) tensors, h of every layer, then c of every layer
-      for an LSTM: nothing is stacked or split per step.
-    - The LSTM variants (charrnn/cells.py) step through their own TorchScript cell, with the same
-      first-layer table.
+      for a cell with a cell state: nothing is stacked or split per step.
 
     Weights are read when the stepper is made; dropout is off, as in eval mode.
     """
 
     def __init__(self, model: CharRNN) -> None:
         cfg, rnn = model.cfg, model.rnn
-        self.layers, self.lstm = cfg.layers, cfg.cell in LSTM_CELLS
-        if isinstance(rnn, LSTMVariant):
-            # Its one bias and its peepholes (or None) take the places of bias_ih and bias_hh.
-            self.cell = functools.partial(_variant_cell, coupled=rnn.coupled)
-            self.weights = [[None if t is None else t.detach() for t in rnn.layer(k)] for k in range(cfg.layers)]
-        else:
-            self.cell = _CELL_KERNELS[cfg.cell]
-            self.weights = [[getattr(rnn, f"{n}_l{k}").detach() for n in _WEIGHT_NAMES] for k in range(cfg.layers)]
+        self.layers, self.lstm, self.cell = cfg.layers, model.cell_state, model.spec.step
+        self.weights = [
+            [None if t is None else t.detach() for t in model.spec.step_weights(rnn, k)] for k in range(cfg.layers)
+        ]
         self.embed = model.embed.weight.detach()
         self.head_weight, self.head_bias = model.head.weight.detach().t(), model.head.bias.detach()
         self.table: torch.Tensor | None = None
@@ -181,23 +116,17 @@ class Stepper:
         return torch.addmm(self.head_bias, x, self.head_weight), hs + cs
 
 
-# fbgemm's fused single-step cells over fp16 weights, for the cells PyTorch ships.
-_HALF_CELL_KERNELS = {
-    "lstm": "quantized_lstm_cell_dynamic",
-    "gru": "quantized_gru_cell_dynamic",
-    "rnn": "quantized_rnn_tanh_cell_dynamic",
-    "rnn-relu": "quantized_rnn_relu_cell_dynamic",
-}
-HALF_CELLS = tuple(_HALF_CELL_KERNELS)
+# The cells with one of fbgemm's fused single-step kernels over fp16 weights (CellSpec.half_kernel).
+HALF_CELLS = tuple(name for name in CELLS if cell_spec(name).half_kernel)
 
 
 class HalfStepper:
     """The Stepper with the recurrent weights stored as fp16, stepped by fbgemm's fused cells
-    (CPU; activations, sums and the state stay fp32). For lstm, gru, rnn and rnn-relu.
+    (CPU; activations, sums and the state stay fp32). For the cells in HALF_CELLS.
 
     Why: a batch-1 step reads every weight once, so it runs at the speed the weights stream from
-    memory. A 2x512 GRU's 9.5 MB of fp32 weights overflow this machine's share of the L3 cache;
-    half the bytes fit: 2.5x the fp32 Stepper's speed for that GRU, 3x for the LSTM (bench/generate.py).
+    memory; when a model's fp32 weights overflow the cache, half the bytes may fit
+    (bench/generate.py, bench/results/generate.json).
     Each weight moves by at most 2^-11 of itself, so the logits move by about 1e-4 of their size:
     samples and log-probabilities differ from the fp32 network's only where two tokens are that close.
     """
@@ -221,13 +150,13 @@ class HalfStepper:
                 "use fp32"
             )
         pack = torch.ops.quantized.linear_prepack_fp16
-        self.cell = getattr(torch.ops.quantized, _HALF_CELL_KERNELS[cfg.cell])
-        self.layers, self.lstm = cfg.layers, cfg.cell == "lstm"
+        self.cell = getattr(torch.ops.quantized, model.spec.half_kernel)
+        self.layers, self.lstm = cfg.layers, model.cell_state
         # Per layer, the kernel's four weight arguments. It adds the biases packed with the
         # matrices; the two bias arguments its signature also takes go unused.
         self.weights = []
         for k in range(cfg.layers):
-            w_ih, w_hh, b_ih, b_hh = (getattr(rnn, f"{n}_l{k}").detach() for n in _WEIGHT_NAMES)
+            w_ih, w_hh, b_ih, b_hh = (t.detach() for t in model.spec.step_weights(rnn, k))
             self.weights.append((pack(w_ih, b_ih), pack(w_hh, b_hh), b_ih, b_hh))
         self.embed = model.embed.weight.detach()
         self.head_weight, self.head_bias = model.head.weight.detach().t(), model.head.bias.detach()

@@ -3,6 +3,11 @@
 Every tokenizer maps text to integer ids and back, and describes each id by the UTF-8 bytes
 it stands for (`pieces`), so that streaming decoding and exact round trips work the same way
 for all of them. `to_state()` returns plain JSON-able data that travels inside checkpoints.
+
+Each class is the tokenizer registry's implementation of one or more names (charrnn/registry.py):
+`fit(kind, found, vocab_size)` builds it from one scan of the corpus (data.Scan: it asks for the
+character set with `fit_chars`, for a sample of sentences with `fit_sample`), `from_state(state)`
+restores it, and `char_level` says that each known character is one id.
 """
 
 from __future__ import annotations
@@ -20,11 +25,15 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from charrnn.errors import CharRNNError
+from charrnn.registry import TOKENIZER_INFO, tokenizer_class
+
+if TYPE_CHECKING:
+    from charrnn.data import Scan
 
 log = logging.getLogger("charrnn")
 
@@ -38,6 +47,8 @@ class Tokenizer(Protocol):
 
     def encode(self, text: str, unknown: str = "error") -> np.ndarray: ...  # integer ids, dtype varies
 
+    def decode(self, ids: Iterable[int]) -> str: ...
+
     def to_state(self) -> dict: ...
 
 
@@ -45,6 +56,18 @@ def decode(tokenizer: Tokenizer, ids: Iterable[int]) -> str:
     """Ids back to text; invalid UTF-8 (a half-finished byte sequence) becomes U+FFFD."""
     pieces = tokenizer.pieces
     return b"".join(pieces[i] for i in ids).decode("utf-8", errors="replace")
+
+
+class _Base:
+    """What every tokenizer class shares: what its fit needs, decoding through `pieces`."""
+
+    fit_chars = False  # fit() needs the corpus's character set
+    fit_sample = False  # fit() needs a sample of its sentences
+    char_level = False  # each known character is one id
+    pieces: list[bytes]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return decode(self, ids)
 
 
 class StreamDecoder:
@@ -93,10 +116,11 @@ class CharSet:
         return [chr(c) for c in sorted(codes)]
 
 
-class CharTokenizer:
+class CharTokenizer(_Base):
     """One id per Unicode character seen in the corpus; ids follow code-point order."""
 
     kind = "char"
+    fit_chars = char_level = True
 
     def __init__(self, chars: Sequence[str]) -> None:
         if not chars:
@@ -115,11 +139,12 @@ class CharTokenizer:
         self._ascii = ascii_ids.tobytes()
 
     @classmethod
-    def build(cls, chunks: Iterable[str]) -> CharTokenizer:
-        charset = CharSet()
-        for chunk in chunks:
-            charset.add(chunk)
-        return cls(charset.chars())
+    def fit(cls, kind: str, found: Scan, vocab_size: int) -> CharTokenizer:
+        return cls(found.chars.chars())
+
+    @classmethod
+    def from_state(cls, state: dict) -> CharTokenizer:
+        return cls(list(state["chars"]))
 
     @property
     def vocab_size(self) -> int:
@@ -149,11 +174,19 @@ class CharTokenizer:
         return {"kind": self.kind, "chars": "".join(self.chars)}
 
 
-class ByteTokenizer:
+class ByteTokenizer(_Base):
     """The 256 byte values of the UTF-8 encoding: nothing is ever unknown."""
 
     kind = "byte"
     pieces = [bytes([b]) for b in range(256)]
+
+    @classmethod
+    def fit(cls, kind: str, found: Scan, vocab_size: int) -> ByteTokenizer:
+        return cls()
+
+    @classmethod
+    def from_state(cls, state: dict) -> ByteTokenizer:
+        return cls()
 
     @property
     def vocab_size(self) -> int:
@@ -225,8 +258,10 @@ def _fit_characters(lines: list[str], vocab_size: int, kind: str) -> list[str]:
     return [line.translate(rare) for line in lines]
 
 
-class SentencePieceTokenizer:
+class SentencePieceTokenizer(_Base):
     """A SentencePiece BPE or unigram model trained on the corpus, its proto kept in memory."""
+
+    fit_sample = True
 
     def __init__(self, kind: str, model_proto: bytes) -> None:
         import sentencepiece as spm
@@ -245,6 +280,14 @@ class SentencePieceTokenizer:
         if sp.is_control(i) or sp.is_unknown(i):
             return b""
         return sp.id_to_piece(i).replace(SPACE_MARK, " ").encode("utf-8")
+
+    @classmethod
+    def fit(cls, kind: str, found: Scan, vocab_size: int) -> SentencePieceTokenizer:
+        return cls.train(kind, found.sample, vocab_size)
+
+    @classmethod
+    def from_state(cls, state: dict) -> SentencePieceTokenizer:
+        return cls(state["kind"], base64.b64decode(state["model_proto"]))
 
     @classmethod
     def train(cls, kind: str, lines: list[str], vocab_size: int) -> SentencePieceTokenizer:
@@ -364,10 +407,6 @@ def encode_blocks(tokenizer: Tokenizer, blocks: Iterable[str], unknown: str = "e
 
 def from_state(state: dict) -> Tokenizer:
     kind = state.get("kind")
-    if kind == "char":
-        return CharTokenizer(list(state["chars"]))
-    if kind == "byte":
-        return ByteTokenizer()
-    if kind in ("bpe", "unigram"):
-        return SentencePieceTokenizer(kind, base64.b64decode(state["model_proto"]))
-    raise CharRNNError(f"unknown tokenizer kind {kind!r} in checkpoint")
+    if kind not in TOKENIZER_INFO:
+        raise CharRNNError(f"unknown tokenizer kind {kind!r} in checkpoint")
+    return tokenizer_class(kind).from_state(state)

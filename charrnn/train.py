@@ -329,6 +329,7 @@ class Trainer:
                 st.scaler.step(st.optimizer)
             st.scaler.update()
         if finite:
+            self.model.constrain(self.cfg.seq_len)  # the cell's weight bounds (IndRNN's |u|)
             st.hidden = new_hidden
         return loss.detach(), norm.detach(), finite
 

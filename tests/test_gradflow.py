@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from charrnn import gradflow
-from charrnn.config import ModelConfig
+from charrnn.config import CELLS, ModelConfig
 from charrnn.model import CharRNN
+from charrnn.registry import CELL_INFO
 
 from .conftest import png_size
 
@@ -32,18 +33,18 @@ def _reference_norms(model: CharRNN, window: torch.Tensor, seq_len: int, t: int)
     return [g.norm().item() for g in torch.autograd.grad(loss, leaves)]
 
 
-@pytest.mark.parametrize("cell", ["rnn", "rnn-relu", "lstm", "gru", "lstm-peephole", "lstm-cifg"])
+@pytest.mark.parametrize("cell", CELLS)
 def test_norms_match_an_independent_computation(cell):
     model = _model(cell)
     ids = np.full(400, 5)  # every window is the same, so the mean over windows is that window's value
     seq_len = 12
     h, c = gradflow.measure(model, ids, seq_len, batches=2, batch_size=3, seed=0)
-    assert h.shape == (seq_len,) and (c is not None) == cell.startswith("lstm")
+    assert h.shape == (seq_len,) and (c is not None) == CELL_INFO[cell].cell_state
     window = torch.from_numpy(ids[: gradflow.BURN_IN + seq_len + 1][None])
     for t in (2, 7, 10):
         ref = _reference_norms(model, window, seq_len, t)
         assert h[seq_len - 1 - t] == pytest.approx(ref[0], rel=1e-9)
-        if cell.startswith("lstm"):
+        if CELL_INFO[cell].cell_state:
             assert c[seq_len - 1 - t] == pytest.approx(ref[1], rel=1e-9)
 
 

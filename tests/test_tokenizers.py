@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charrnn import tokenizers
+from charrnn import data, tokenizers
+from charrnn.config import TOKENIZERS
 from charrnn.errors import CharRNNError
+from charrnn.registry import tokenizer_class
 from charrnn.tokenizers import ByteTokenizer, CharTokenizer, SentencePieceTokenizer, StreamDecoder, decode, sentences
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\n\tAll:  Speak, speak.  \n"
@@ -13,6 +17,14 @@ TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\n\tAll: 
 
 # Characters SentencePiece treats specially: its space mark, line and paragraph separators, controls.
 AWKWARD = "\u2581 \t\n\r\x0b\x0c\x1c\x85\u2028\u3000\x00\ufeff"
+
+
+def _char_tokenizer(*chunks: str) -> CharTokenizer:
+    """The char tokenizer of these chunks, as data.scan and CharTokenizer.fit build it."""
+    charset = tokenizers.CharSet()
+    for chunk in chunks:
+        charset.add(chunk)
+    return CharTokenizer.fit("char", SimpleNamespace(chars=charset), 0)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +39,7 @@ def unigram(corpus_file) -> SentencePieceTokenizer:
 
 @given(st.text(alphabet=st.sampled_from(sorted(set(TEXT + "日本語é"))), max_size=300))
 def test_char_round_trip_over_its_vocabulary(text):
-    tok = CharTokenizer.build([TEXT + "日本語é"])
+    tok = _char_tokenizer(TEXT + "日本語é")
     assert decode(tok, tok.encode(text)) == text
 
 
@@ -70,17 +82,31 @@ def test_a_vocabulary_smaller_than_the_alphabet_falls_back_to_bytes(chinese_file
     assert len(ids) < len(text.encode())  # common characters are pieces, not bytes
 
 
-@pytest.mark.parametrize("kind", ["char", "byte", "bpe", "unigram"])
+@pytest.mark.parametrize("kind", TOKENIZERS)
 def test_state_rebuilds_the_same_tokenizer(kind, bpe, unigram):
-    tok = {"char": CharTokenizer.build([TEXT]), "byte": ByteTokenizer(), "bpe": bpe, "unigram": unigram}[kind]
+    tok = {"char": _char_tokenizer(TEXT), "byte": ByteTokenizer(), "bpe": bpe, "unigram": unigram}[kind]
     again = tokenizers.from_state(tok.to_state())
     assert again.pieces == tok.pieces
     assert (again.encode(TEXT) == tok.encode(TEXT)).all()
+    assert again.decode(again.encode(TEXT)) == TEXT and type(again) is tokenizer_class(kind)
+
+
+@pytest.mark.parametrize("kind", TOKENIZERS)
+def test_each_registered_tokenizer_fits_on_a_scan(kind, tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text(TEXT * 40, encoding="utf-8")
+    tok = tokenizer_class(kind).fit(kind, data.scan([path], "strict", kind), 300)
+    assert tok.kind == kind and tok.decode(tok.encode(TEXT)) == TEXT
+
+
+def test_an_unknown_kind_in_a_checkpoint_is_an_error():
+    with pytest.raises(CharRNNError, match="unknown tokenizer kind 'morse'"):
+        tokenizers.from_state({"kind": "morse"})
 
 
 @pytest.mark.parametrize("extra", ["", "é"])  # the ASCII fast path and the general one
 def test_char_ids_follow_code_point_order_and_unknowns_are_named(extra):
-    tok = CharTokenizer.build(["banana" + extra, "日"])
+    tok = _char_tokenizer("banana" + extra, "日")
     assert tok.chars == ["a", "b", "n", *extra, "日"]
     assert tok.encode("nab" + extra).tolist() == [2, 0, 1] + ([3] if extra else [])
     with pytest.raises(CharRNNError, match="'z'"):
