@@ -132,22 +132,33 @@ def backward_loop(
     return d_gates, dh, dc
 
 
-def _script(fn: Callable) -> Callable:
-    """TorchScript runs the loops without Python's per-op overhead, which matters at small sizes
+class Scripted:
+    """`fn` compiled by TorchScript at its first call, not at import: scripting every loop when the
+    module loads would slow the start-up of every command, sampling from an nn.LSTM included.
+
+    TorchScript runs the loops without Python's per-op overhead, which matters at small sizes
     (at large ones the matrix products dominate). torch.compile would unroll the loops and
     recompile them for every sequence length (bench/cell_loop.py).
     torch 2.13 deprecates TorchScript and warns; where it is gone, the loops run eager."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            return torch.jit.script(fn)
-        except Exception as e:  # a Python or torch without TorchScript
-            log.debug("TorchScript unavailable (%s); %s runs eager", e, fn.__name__)
-            return fn
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn = fn
+        self.compiled: Callable | None = None
+
+    def __call__(self, *args):
+        if self.compiled is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                try:
+                    self.compiled = torch.jit.script(self.fn)
+                except Exception as e:  # a Python or torch without TorchScript
+                    log.debug("TorchScript unavailable (%s); %s runs eager", e, self.fn.__name__)
+                    self.compiled = self.fn
+        return self.compiled(*args)
 
 
-cell_step = _script(step_equations)
-LOOPS = (_script(forward_loop), _script(backward_loop))  # bench/cell_loop.py swaps in the alternatives
+cell_step = Scripted(step_equations)
+LOOPS = (Scripted(forward_loop), Scripted(backward_loop))  # bench/cell_loop.py swaps in the alternatives
 
 
 class _Recurrence(torch.autograd.Function):
@@ -182,6 +193,8 @@ class LSTMVariant(nn.Module):
     as in nn.LSTM, or f, g, o when coupled), one bias_l{k}, and peephole_l{k} (rows p_i, p_f, p_o,
     or p_f, p_o when coupled). Initialized like nn.LSTM: uniform in +-1/sqrt(H).
     """
+
+    hand_written_loop = True  # torch.compile leaves it as it is (charrnn.model.compiled)
 
     def __init__(
         self,
@@ -222,7 +235,6 @@ class LSTMVariant(nn.Module):
         n = self.hidden_size
         return slice(0, n) if self.coupled else slice(n, 2 * n)
 
-    @torch.compiler.disable  # torch.compile (--compile) leaves the hand-written loop as it is
     def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         """x (batch, time, input) -> every step's top-layer h (batch, time, H), and (h_n, c_n)."""
         w = self.weight_hh_l0

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from charrnn.cells import CellSpec, _script, layer_args
+from charrnn.cells import CellSpec, Scripted, layer_args
 
 if TYPE_CHECKING:
     from charrnn.config import ModelConfig
@@ -62,7 +62,7 @@ def backward_loop(d_hs: Tensor, hs: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
     return d_pre, dh
 
 
-LOOPS = (_script(forward_loop), _script(backward_loop))
+LOOPS = (Scripted(forward_loop), Scripted(backward_loop))
 
 
 class _Recurrence(torch.autograd.Function):
@@ -89,6 +89,8 @@ class IndRNN(nn.Module):
     """A multi-layer IndRNN, batch-first, called like nn.RNN. Parameters per layer k:
     weight_ih_l{k} (H, in), weight_hh_l{k} (H,): u, and bias_l{k} (H,)."""
 
+    hand_written_loop = True  # torch.compile leaves it as it is (charrnn.model.compiled)
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0) -> None:
         super().__init__()
         self.hidden_size, self.num_layers, self.dropout = hidden_size, num_layers, dropout
@@ -103,7 +105,6 @@ class IndRNN(nn.Module):
         """Layer k's step weights: (weight_ih, u, bias, None)."""
         return [getattr(self, f"weight_ih_l{k}"), getattr(self, f"weight_hh_l{k}"), getattr(self, f"bias_l{k}"), None]
 
-    @torch.compiler.disable  # torch.compile (--compile) leaves the hand-written loop as it is
     def forward(self, x: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """x (batch, time, input) -> every step's top-layer h (batch, time, H), and h_n (layers, batch, H)."""
         w = self.weight_hh_l0

@@ -183,3 +183,13 @@ class HalfStepper:
 
 def num_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def compiled(module: nn.Module) -> nn.Module:
+    """torch.compile(module), leaving the hand-written recurrences (`hand_written_loop` modules) to
+    run as they are. Dynamo is imported here, when compiling: imported with the cells, it would
+    cost every command most of its start-up."""
+    for m in module.modules():
+        if getattr(m, "hand_written_loop", False):
+            m.forward = torch.compiler.disable(m.forward)
+    return torch.compile(module)

@@ -30,7 +30,7 @@ from charrnn.data import BPTTBatches, Corpus, load_corpus
 from charrnn.errors import CharRNNError
 from charrnn.evaluate import evaluate_ids
 from charrnn.metrics import MetricsLogger, MetricsRecord
-from charrnn.model import CharRNN, State, num_parameters
+from charrnn.model import CharRNN, State, compiled, num_parameters
 from charrnn.runtime import autocast, resolve_device, resolve_precision
 from charrnn.ui import TrainProgress
 
@@ -256,7 +256,7 @@ class Trainer:
             self.state.restore(resume, cfg.batch_size)
         self.forward = distributed.wrap(self.model, dist)
         if cfg.compile:
-            self.forward = torch.compile(self.forward)
+            self.forward = compiled(self.forward)
         self.last_eval_step = -1
 
     @property
