@@ -234,19 +234,23 @@ def test_writer_echoes_the_prime_and_separates_samples(model_and_tok):
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
-        ({"temperature": -1}, "--temp"),
-        ({"top_p": 0}, "--top-p"),
-        ({"top_p": 1.5}, "--top-p"),
-        ({"beam": 0}, "--beam"),
-        ({"length": -1}, "--length"),
-        ({"num_samples": 0}, "--num-samples"),
-        ({"top_k": -2}, "--top-k"),
-        ({"precision": "bf16"}, "--precision"),
+        ({"temperature": -1}, "temperature"),
+        ({"top_p": 0}, "top_p"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"min_p": 1.5}, "min_p"),
+        ({"min_p": -0.1}, "min_p"),
+        ({"beam": 0}, "beam"),
+        ({"length": -1}, "length"),
+        ({"num_samples": 0}, "num_samples"),
+        ({"top_k": -2}, "top_k"),
+        ({"precision": "bf16"}, "precision"),
     ],
 )
 def test_bad_settings_are_named(kw, message):
-    with pytest.raises(CharRNNError, match=message):
+    """The library names the field; the CLI shows it as the flag (tests/test_cli.py)."""
+    with pytest.raises(CharRNNError, match=message) as caught:
         SampleConfig(**kw)
+    assert caught.value.fields[0] == message
 
 
 def test_utf8_guard_allows_only_well_formed_sequences():
