@@ -110,6 +110,17 @@ def test_jsonl_and_several_samples(workdir):
     assert text.split("\n=====\n") == [r["text"] for r in records]
 
 
+def test_min_p_from_the_cli(workdir):
+    import json
+
+    result = charrnn("sample", "-n", "40", "--min-p", "0.1", "--seed", "2", "--format", "jsonl", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["settings"]["min_p"] == 0.1 and len(record["text"]) == 40
+    bad = charrnn("sample", "--min-p", "2", cwd=workdir)
+    assert bad.returncode == 1 and "--min-p must be in [0, 1]" in bad.stderr
+
+
 def test_beam_search_from_the_cli(workdir):
     result = charrnn("sample", "-n", "60", "--beam", "4", "--n-best", "2", "--prime", "The ", cwd=workdir)
     assert result.returncode == 0
