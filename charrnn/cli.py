@@ -91,7 +91,7 @@ def sample(o: Options) -> None:
 
     model, tok, device = _load(o)
     with _closed_pipe_ends_quietly():
-        writer = SampleWriter(sys.stdout, out.format, out.separator.encode().decode("unicode_escape"), cfg)
+        writer = SampleWriter(sys.stdout, out.format, out.separator_text(), cfg)
         writer.finish(sampling.generate(model, tok, cfg, device, emit=writer.emit))
 
 

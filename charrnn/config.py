@@ -311,6 +311,14 @@ class SampleOutput:
 
     def __post_init__(self) -> None:
         _check_choice(self.format, "format", ("text", "jsonl"))
+        self.separator_text()
+
+    def separator_text(self) -> str:
+        """The separator with its escapes (\\n, \\t, ...) read."""
+        try:
+            return self.separator.encode().decode("unicode_escape")
+        except UnicodeDecodeError:
+            raise CharRNNError(f"separator has a broken escape: {self.separator!r}", "separator") from None
 
 
 @dataclass

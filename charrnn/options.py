@@ -183,17 +183,32 @@ def render(message: str, names: tuple[str, ...]) -> str:
 
 
 def markdown(command: str) -> str:
-    """The README's option table of a command."""
-    rows = ["| Option | Default | Meaning |", "|---|---|---|"]
+    """The README's option table of a command, between its markers."""
+    rows = ["| option | default | meaning |", "| --- | --- | --- |"]
     for f in option_fields(command):
         names = ", ".join(f"`{n}`" for n in flags(f))
         shown = shown_default(f)
         text = f.metadata["help"].replace("|", "\\|")
         rows.append(f"| {names} | {f'`{shown}`' if shown else ''} | {text} |")
-    return "\n".join(rows) + "\n"
+    return f"<!-- options:{command} -->\n" + "\n".join(rows) + f"\n<!-- /options:{command} -->"
+
+
+def readme_blocks(readme: str) -> dict[str, str]:
+    """The option blocks found in a README, by command."""
+    found = re.finditer(r"<!-- options:(\w+) -->.*?<!-- /options:\1 -->", readme, re.S)
+    return {m[1]: m[0] for m in found}
+
+
+def update_readme(readme: str) -> str:
+    """readme with every option block regenerated from the declarations."""
+    return re.sub(r"<!-- options:(\w+) -->.*?<!-- /options:\1 -->", lambda m: markdown(m[1]), readme, flags=re.S)
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--markdown"]:
-        for name in COMMANDS:
-            print(f"<!-- options:{name} -->\n{markdown(name)}<!-- /options:{name} -->\n")
+        print("\n\n".join(markdown(name) for name in COMMANDS if option_fields(name)))
+    elif sys.argv[1:] == ["--update-readme"]:
+        from pathlib import Path
+
+        path = Path("README.md")
+        path.write_text(update_readme(path.read_text()))

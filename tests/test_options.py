@@ -6,11 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
+import typer
 
-from tests.options_dump import options
+from charrnn import options
+from charrnn.cli import app
+from charrnn.config import ModelConfig, SampleConfig
+from charrnn.errors import CharRNNError
+from tests.options_dump import options as dumped_options
 
 RECORDED = json.loads((Path(__file__).parent / "data" / "cli_options.json").read_text())
-NOW = options()
+NOW = dumped_options()
 
 
 @pytest.mark.parametrize("command,flag", [(c, f) for c, opts in RECORDED.items() for f in opts])
@@ -18,3 +23,31 @@ def test_recorded_option_is_unchanged(command: str, flag: str) -> None:
     assert command in NOW, f"command {command} is gone"
     assert flag in NOW[command], f"{command} {flag} is gone"
     assert NOW[command][flag] == RECORDED[command][flag]
+
+
+def test_readme_option_tables_are_the_generated_ones():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = options.readme_blocks(readme)
+    commands = [c for c in options.COMMANDS if options.option_fields(c)]
+    assert sorted(blocks) == sorted(commands)
+    for command in commands:
+        assert blocks[command] == options.markdown(command), "run: python -m charrnn.options --update-readme"
+
+
+def test_help_shows_each_default_from_its_field():
+    train = typer.main.get_command(app).commands["train"]
+    helps = {p.name: p.help for p in train.params}
+    assert helps["hidden_size"].endswith(f"[default: {ModelConfig.__dataclass_fields__['hidden_size'].default}]")
+    assert helps["cell"].endswith("[default: lstm]") and helps["max_steps"].endswith("[default: none]")
+
+
+def test_library_errors_name_the_field_and_the_cli_shows_the_flag():
+    with pytest.raises(CharRNNError) as caught:
+        SampleConfig(temperature=-1, n_best=3)
+    assert str(caught.value).startswith("temperature must") and caught.value.fields == ("temperature",)
+    assert options.render(str(caught.value), caught.value.fields).startswith("--temp must")
+    with pytest.raises(CharRNNError) as caught:
+        ModelConfig(vocab_size=10, cell="transformer")
+    assert options.render(str(caught.value), caught.value.fields).startswith("unknown --model 'transformer'")
+    # Only whole names are replaced: "beam search" keeps its words when the field named is n_best.
+    assert options.render("beam search: n_best too big", ("n_best",)) == "beam search: --n-best too big"
