@@ -15,7 +15,7 @@ from charrnn.cli import app
 from charrnn.config import DataConfig, ModelConfig, SampleConfig, TrainConfig
 
 # Options whose typer default is None (given = override) take their effective value from a config field.
-_FIELD_OF = {"train": {"model": (ModelConfig, "cell")}, "sample": {"beam": (SampleConfig, "beam")}}
+_FIELD_NAME = {"model": "cell"}  # a0cd22a named the --model parameter `model`; the field is `cell`
 _CONFIGS = {"train": (DataConfig, ModelConfig, TrainConfig), "sample": (SampleConfig,)}
 # Effective defaults that live in code rather than in one field (documented in --help).
 _IN_CODE = {
@@ -34,9 +34,8 @@ def _effective(command: str, name: str, default: object) -> object:
         return default
     if (command, name) in _IN_CODE:
         return _IN_CODE[command, name]
-    cls, field = _FIELD_OF.get(command, {}).get(name, (None, name))
-    for c in (cls,) if cls else _CONFIGS.get(command, ()):
-        f = c.__dataclass_fields__.get(field)
+    for cls in _CONFIGS.get(command, ()):
+        f = cls.__dataclass_fields__.get(_FIELD_NAME.get(name, name))
         if f is not None:
             return f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
     return None
