@@ -37,9 +37,11 @@ def setting(
 ) -> Any:
     """A dataclass field that carries its CLI declaration as metadata.
 
-    flags: the option names when they are not --field-name; choices: the allowed values (listed in --help,
-    checked by the dataclass); shown: the default as --help words it, when the value alone says too little.
-    Further keys (argument, metavar, given_only, parse, cli_default) are read by charrnn.options.
+    flags: the option names when they are not --field-name; choices: the allowed values (checked by the
+    dataclass); shown: the default as --help words it, when the value alone says too little.
+    Further keys, read by charrnn.options: argument (a positional argument), metavar, required, parse (a
+    named parser for the text typed, e.g. "duration"), cli_default (the CLI's own default, e.g. None for
+    "not given"), cli=False (no option at all).
     """
     meta = {"help": help, "flags": flags, "panel": panel, "choices": choices, "shown": shown, **cli}
     if factory is not MISSING:
@@ -47,9 +49,11 @@ def setting(
     return field(default=default, metadata=meta)
 
 
-def _check_choice(value: str, name: str, choices: tuple[str, ...]) -> None:
+def _check_choice(obj: object, name: str) -> None:
+    """The field's value is one of the choices its setting declares."""
+    value, choices = getattr(obj, name), obj.__dataclass_fields__[name].metadata["choices"]  # type: ignore[attr-defined]
     if value not in choices:
-        raise CharRNNError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}", name)
+        raise CharRNNError(f"{name} must be one of {', '.join(choices)}; got {value!r}", name)
 
 
 def _check_positive(obj: object, *names: str) -> None:
@@ -84,14 +88,14 @@ class DataConfig:
     def __post_init__(self) -> None:
         if not self.sources:
             raise CharRNNError("no corpus given; name a text file, a folder, or - for stdin")
-        _check_choice(self.tokenizer, "tokenizer", TOKENIZERS)
+        _check_choice(self, "tokenizer")
         if not 0.0 < self.val_frac < 1.0 and self.val_file is None:
             raise CharRNNError(f"val_frac must be between 0 and 1, got {self.val_frac}", "val_frac")
         if self.tokenizer in ("bpe", "unigram") and self.vocab_size < 300:
             raise CharRNNError(
                 f"vocab_size must be at least 300 for {self.tokenizer}, got {self.vocab_size}", "vocab_size"
             )
-        _check_choice(self.encoding_errors, "encoding_errors", ("strict", "replace"))
+        _check_choice(self, "encoding_errors")
 
 
 @dataclass
@@ -117,7 +121,7 @@ class ModelConfig:
     )
 
     def __post_init__(self) -> None:
-        _check_choice(self.cell, "cell", CELLS)
+        _check_choice(self, "cell")
         _check_positive(self, "vocab_size", "hidden_size", "embed_size", "layers")
         if not 0.0 <= self.dropout < 1.0:
             raise CharRNNError(f"dropout must be in [0, 1), got {self.dropout}", "dropout")
@@ -176,8 +180,7 @@ class TrainConfig:
             raise CharRNNError(f"grad_clip must be 0 (off) or positive, got {self.grad_clip}", "grad_clip")
         if self.warmup_steps < 0 or self.weight_decay < 0:
             raise CharRNNError("warmup_steps and weight_decay must not be negative", "warmup_steps", "weight_decay")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise CharRNNError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}", "precision")
+        _check_choice(self, "precision")
         if self.max_steps is None and self.epochs is None and self.time_budget is None:
             self.epochs = 10
 
@@ -291,10 +294,10 @@ class SampleConfig:
             raise CharRNNError(
                 "beam search returns one best text; use n_best instead of num_samples", "n_best", "num_samples"
             )
-        _check_choice(self.unknown, "unknown", ("error", "skip"))
+        _check_choice(self, "unknown")
         if any(not s for s in self.stop):
             raise CharRNNError("stop needs a non-empty string", "stop")
-        _check_choice(self.precision, "precision", ("auto", "fp32", "fp16"))
+        _check_choice(self, "precision")
 
 
 @dataclass
@@ -310,7 +313,7 @@ class SampleOutput:
     separator: str = setting("\\n\\n", "Printed between samples (escapes such as \\n are understood).")
 
     def __post_init__(self) -> None:
-        _check_choice(self.format, "format", ("text", "jsonl"))
+        _check_choice(self, "format")
         self.separator_text()
 
     def separator_text(self) -> str:
@@ -329,7 +332,7 @@ class EvalConfig:
     )
 
     def __post_init__(self) -> None:
-        _check_choice(self.unknown, "unknown", ("skip", "error"))
+        _check_choice(self, "unknown")
 
 
 @dataclass

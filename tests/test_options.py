@@ -10,7 +10,7 @@ import typer
 
 from charrnn import options
 from charrnn.cli import app
-from charrnn.config import ModelConfig, SampleConfig
+from charrnn.config import EvalConfig, ModelConfig, SampleConfig
 from charrnn.errors import CharRNNError
 from tests.options_dump import options as dumped_options
 
@@ -48,6 +48,9 @@ def test_library_errors_name_the_field_and_the_cli_shows_the_flag():
     assert options.render(str(caught.value), caught.value.fields).startswith("--temp must")
     with pytest.raises(CharRNNError) as caught:
         ModelConfig(vocab_size=10, cell="transformer")
-    assert options.render(str(caught.value), caught.value.fields).startswith("unknown --model 'transformer'")
+    assert options.render(str(caught.value), caught.value.fields).startswith("--model must be one of lstm, gru")
+    with pytest.raises(CharRNNError) as caught:
+        EvalConfig(files=["x"], unknown="maybe")
+    assert options.render(str(caught.value), caught.value.fields) == "--unknown must be one of skip, error; got 'maybe'"
     # Only whole names are replaced: "beam search" keeps its words when the field named is n_best.
     assert options.render("beam search: n_best too big", ("n_best",)) == "beam search: --n-best too big"
