@@ -107,12 +107,12 @@ class Options(dict):
     """What one command parsed, by field name."""
 
     def given(self, cls: type) -> dict[str, Any]:
-        """The fields of cls that were given (not None)."""
-        return {f.name: self[f.name] for f in fields(cls) if self.get(f.name) is not None}
+        """The options of cls's fields that were given (not None)."""
+        return {f.name: self[f.name] for f in Bundle(cls).fields() if self.get(f.name) is not None}
 
     def make(self, cls: Any, **extra: Any) -> Any:
-        """cls built from the parsed values of its fields, plus extra."""
-        return cls(**{f.name: self[f.name] for f in fields(cls) if f.name in self} | extra)
+        """cls built from the parsed values of its options, plus extra."""
+        return cls(**{f.name: self[f.name] for f in Bundle(cls).fields() if f.name in self} | extra)
 
 
 def command(app: typer.Typer, *bundles: Bundle, name: str | None = None) -> Callable:

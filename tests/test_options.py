@@ -10,7 +10,7 @@ import typer
 
 from charrnn import options
 from charrnn.cli import app
-from charrnn.config import EvalConfig, ModelConfig, SampleConfig
+from charrnn.config import DataConfig, EvalConfig, ModelConfig, SampleConfig
 from charrnn.errors import CharRNNError
 from tests.options_dump import options as dumped_options
 
@@ -54,3 +54,10 @@ def test_library_errors_name_the_field_and_the_cli_shows_the_flag():
     assert options.render(str(caught.value), caught.value.fields) == "--unknown must be one of skip, error; got 'maybe'"
     # Only whole names are replaced: "beam search" keeps its words when the field named is n_best.
     assert options.render("beam search: n_best too big", ("n_best",)) == "beam search: --n-best too big"
+
+
+def test_options_build_only_from_the_fields_a_command_offers():
+    # --vocab-size is DataConfig's; ModelConfig.vocab_size is set by the tokenizer, never from the CLI.
+    parsed = options.Options(vocab_size=500, hidden_size=None, cell="gru")
+    assert parsed.given(ModelConfig) == {"cell": "gru"}
+    assert parsed.given(DataConfig) == {"vocab_size": 500}
