@@ -1,13 +1,17 @@
-"""Plain-data configuration, one dataclass per concern, saved inside every checkpoint.
+"""Plain-data configuration, one dataclass per concern; the training ones are saved inside every checkpoint.
 
-This module imports no torch, so the CLI can show defaults in --help instantly. Each
-dataclass checks its own values and raises CharRNNError with the option name to fix.
+Each field is the one declaration of a setting: its type, default, help text, help panel, allowed values and,
+where they differ from the field name, its command-line flags (`setting(...)` metadata). charrnn.options
+derives the CLI options from these fields. This module imports no torch, so `--help` answers at once.
+Each dataclass checks its own values and raises CharRNNError naming the field to fix.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
+from pathlib import Path
+from typing import Any
 
 from charrnn.errors import CharRNNError
 from charrnn.registry import CELL_INFO, TOKENIZER_INFO
@@ -15,138 +19,394 @@ from charrnn.registry import CELL_INFO, TOKENIZER_INFO
 TOKENIZERS = tuple(TOKENIZER_INFO)
 CELLS = tuple(CELL_INFO)
 LSTM_CELLS = tuple(name for name, info in CELL_INFO.items() if info.cell_state)  # the cells whose state is (h, c)
+DEVICE_HELP = "auto, cpu, cuda or cuda:N; auto picks a GPU when there is one."
+
+# Help panels of `charrnn train --help`.
+DATA, MODEL, TRAIN, RUN = "Data", "Model", "Training", "Run"
+
+
+def setting(
+    default: Any = MISSING,
+    help: str = "",
+    *,
+    flags: tuple[str, ...] = (),
+    panel: str | None = None,
+    choices: tuple[str, ...] = (),
+    shown: str | None = None,
+    factory: Any = MISSING,
+    **cli: Any,
+) -> Any:
+    """A dataclass field that carries its CLI declaration as metadata.
+
+    flags: the option names when they are not --field-name; choices: the allowed values (checked by the
+    dataclass); shown: the default as --help words it, when the value alone says too little.
+    Further keys, read by charrnn.options: argument (a positional argument), metavar, required, parse (a
+    named parser for the text typed, e.g. "duration"), cli_default (the CLI's own default, e.g. None for
+    "not given"), cli=False (no option at all).
+    """
+    meta = {"help": help, "flags": flags, "panel": panel, "choices": choices, "shown": shown, **cli}
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _check_choice(obj: object, name: str) -> None:
+    """The field's value is one of the choices its setting declares."""
+    value, choices = getattr(obj, name), obj.__dataclass_fields__[name].metadata["choices"]  # type: ignore[attr-defined]
+    if value not in choices:
+        raise CharRNNError(f"{name} must be one of {', '.join(choices)}; got {value!r}", name)
+
+
+def _check_positive(obj: object, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None and value <= 0:
+            raise CharRNNError(f"{name} must be positive, got {value}", name)
 
 
 @dataclass
 class DataConfig:
-    sources: list[str]
-    val_file: str | None = None
-    val_frac: float = 0.1
-    tokenizer: str = "char"
-    vocab_size: int = 2000  # SentencePiece only
-    encoding_errors: str = "strict"  # or "replace"
-    cache_dir: str = "data/cache"
+    sources: list[str] = setting(
+        help="Text files, folders (every text file below, sorted) or - for stdin.",
+        argument=True,
+        metavar="CORPUS",
+        cli_default=None,
+    )
+    val_file: str | None = setting(None, "Validate on this file instead of the end of the corpus.", panel=DATA)
+    val_frac: float = setting(0.1, "Fraction of the corpus, from its end, held out for validation.", panel=DATA)
+    tokenizer: str = setting(
+        "char",
+        "; ".join(f"{name}: {info.help}" for name, info in TOKENIZER_INFO.items())
+        + " (SentencePiece: trained on the corpus).",
+        panel=DATA,
+        choices=TOKENIZERS,
+    )
+    vocab_size: int = setting(2000, "Vocabulary size for bpe/unigram.", panel=DATA)
+    encoding_errors: str = setting(
+        "strict",
+        "strict stops at invalid UTF-8; replace goes on with U+FFFD.",
+        panel=DATA,
+        choices=("strict", "replace"),
+    )
+    cache_dir: str = setting("data/cache", "Where tokenized corpora are cached.", panel=DATA)
 
     def __post_init__(self) -> None:
         if not self.sources:
             raise CharRNNError("no corpus given; name a text file, a folder, or - for stdin")
-        if self.tokenizer not in TOKENIZERS:
-            raise CharRNNError(f"unknown tokenizer {self.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}")
+        _check_choice(self, "tokenizer")
         if not 0.0 < self.val_frac < 1.0 and self.val_file is None:
-            raise CharRNNError(f"--val-frac must be between 0 and 1, got {self.val_frac}")
+            raise CharRNNError(f"val_frac must be between 0 and 1, got {self.val_frac}", "val_frac")
         if TOKENIZER_INFO[self.tokenizer].uses_vocab_size and self.vocab_size < 300:
-            raise CharRNNError(f"--vocab-size must be at least 300 for {self.tokenizer}, got {self.vocab_size}")
-        if self.encoding_errors not in ("strict", "replace"):
-            raise CharRNNError("--encoding-errors must be 'strict' or 'replace'")
+            raise CharRNNError(
+                f"vocab_size must be at least 300 for {self.tokenizer}, got {self.vocab_size}", "vocab_size"
+            )
+        _check_choice(self, "encoding_errors")
 
 
 @dataclass
 class ModelConfig:
-    vocab_size: int
-    cell: str = "lstm"
-    hidden_size: int = 384
-    embed_size: int = 128
-    layers: int = 2
-    dropout: float = 0.2
-    tie_weights: bool = False
-    forget_bias: float = 0.0  # added to the forget-gate bias of the LSTM cells at initialization
+    vocab_size: int = setting(cli=False)
+    cell: str = setting(
+        "lstm",
+        "Cell: " + "; ".join(f"{name}: {info.help}" for name, info in CELL_INFO.items()) + ".",
+        flags=("--model",),
+        panel=MODEL,
+        choices=CELLS,
+    )
+    hidden_size: int = setting(384, "Units per recurrent layer.", panel=MODEL)
+    embed_size: int = setting(128, "Size of the token embedding.", panel=MODEL)
+    layers: int = setting(2, "Stacked recurrent layers.", panel=MODEL)
+    dropout: float = setting(0.2, "Dropout between layers and before the output.", panel=MODEL)
+    tie_weights: bool = setting(
+        False, "Share the embedding and output matrices (needs --embed-size = --hidden-size).", panel=MODEL
+    )
+    forget_bias: float = setting(
+        0.0, "Initial forget-gate bias of the LSTM cells (1 is the classic recipe).", panel=MODEL
+    )
 
     def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise CharRNNError(f"unknown model {self.cell!r}; choose one of {', '.join(CELLS)}")
-        for name in ("vocab_size", "hidden_size", "embed_size", "layers"):
-            if getattr(self, name) <= 0:
-                raise CharRNNError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        _check_choice(self, "cell")
+        _check_positive(self, "vocab_size", "hidden_size", "embed_size", "layers")
         if not 0.0 <= self.dropout < 1.0:
-            raise CharRNNError(f"--dropout must be in [0, 1), got {self.dropout}")
+            raise CharRNNError(f"dropout must be in [0, 1), got {self.dropout}", "dropout")
         if self.tie_weights and self.embed_size != self.hidden_size:
             raise CharRNNError(
-                f"--tie-weights needs --embed-size equal to --hidden-size ({self.embed_size} != {self.hidden_size})"
+                f"tie_weights needs embed_size equal to hidden_size ({self.embed_size} != {self.hidden_size})",
+                "tie_weights",
+                "embed_size",
+                "hidden_size",
             )
 
 
 @dataclass
 class TrainConfig:
-    # Defaults chosen for the best validation loss in 10-30 minutes on a 2-core CPU
-    # (bench/defaults_sweep.py; results in bench/results/defaults_sweep.json, README "Benchmarks").
-    batch_size: int = 16
-    seq_len: int = 128
-    lr: float = 3e-3
-    min_lr_frac: float = 0.1  # the cosine schedule ends at lr * min_lr_frac
-    warmup_steps: int = 200
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0  # 0 turns clipping off
-    max_steps: int | None = None
-    epochs: float | None = None
-    time_budget: float | None = None  # seconds
-    eval_every: int = 500
-    save_every: int | None = None
-    log_every: int = 50
-    seed: int = 1337
-    device: str = "auto"
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16
-    compile: bool = False
-    tensorboard: bool = False  # also write TensorBoard event files into the run folder
+    # Defaults chosen for the best validation loss in 10-30 minutes on a small CPU
+    # (bench/defaults_sweep.py; results in bench/results/defaults_sweep.json).
+    batch_size: int = setting(16, "Parallel streams per step.", panel=TRAIN)
+    seq_len: int = setting(128, "Tokens per stream per step: the truncated-BPTT window.", panel=TRAIN)
+    lr: float = setting(3e-3, "Peak AdamW learning rate (warm-up, then cosine decay).", panel=TRAIN)
+    min_lr_frac: float = setting(0.1, cli=False)  # the cosine schedule ends at lr * min_lr_frac
+    warmup_steps: int = setting(200, "Steps of linear learning-rate warm-up.", panel=TRAIN)
+    weight_decay: float = setting(0.01, "AdamW weight decay on weight matrices.", panel=TRAIN)
+    grad_clip: float = setting(1.0, "Clip the gradient norm to this; 0 turns clipping off.", panel=TRAIN)
+    max_steps: int | None = setting(None, "Stop after this many steps.", panel=TRAIN, shown="none")
+    epochs: float | None = setting(
+        None, "Stop after this many passes over the corpus.", panel=TRAIN, shown="10 when no other limit is given"
+    )
+    time_budget: float | None = setting(  # seconds
+        None, "Stop after this much training time, e.g. 90s, 10m, 1h30m.", panel=TRAIN, shown="none", parse="duration"
+    )
+    eval_every: int = setting(500, "Evaluate on the whole validation split every N steps.", panel=TRAIN)
+    save_every: int | None = setting(
+        None, "Also write last.pt every N steps.", panel=TRAIN, shown="at each evaluation only"
+    )
+    log_every: int = setting(50, "Log metrics every N steps.", panel=TRAIN)
+    seed: int = setting(1337, "Random seed; fixes a CPU run exactly.", panel=TRAIN)
+    device: str = setting("auto", DEVICE_HELP, panel=TRAIN)
+    precision: str = setting(
+        "auto",
+        "auto, fp32, bf16 or fp16 (GPU) autocast; weights stay fp32. "
+        "auto: bf16 on GPUs and CPUs with native bf16, else fp32.",
+        panel=TRAIN,
+        choices=("auto", "fp32", "bf16", "fp16"),
+    )
+    compile: bool = setting(False, "Compile the model with torch.compile.", panel=TRAIN)
+    tensorboard: bool = setting(
+        False, "Also write TensorBoard event files into the run folder (needs tensorboard).", panel=RUN
+    )
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "seq_len", "eval_every", "log_every"):
-            if getattr(self, name) <= 0:
-                raise CharRNNError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        for name in ("max_steps", "epochs", "time_budget", "save_every"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise CharRNNError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        _check_positive(self, "batch_size", "seq_len", "eval_every", "log_every")
+        _check_positive(self, "max_steps", "epochs", "time_budget", "save_every")
         if self.lr <= 0 or not math.isfinite(self.lr):
-            raise CharRNNError(f"--lr must be a positive number, got {self.lr}")
+            raise CharRNNError(f"lr must be a positive number, got {self.lr}", "lr")
         if self.grad_clip < 0:
-            raise CharRNNError(f"--grad-clip must be 0 (off) or positive, got {self.grad_clip}")
+            raise CharRNNError(f"grad_clip must be 0 (off) or positive, got {self.grad_clip}", "grad_clip")
         if self.warmup_steps < 0 or self.weight_decay < 0:
-            raise CharRNNError("--warmup-steps and --weight-decay must not be negative")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise CharRNNError(f"--precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+            raise CharRNNError("warmup_steps and weight_decay must not be negative", "warmup_steps", "weight_decay")
+        _check_choice(self, "precision")
         if self.max_steps is None and self.epochs is None and self.time_budget is None:
             self.epochs = 10
 
 
 @dataclass
+class RunOptions:
+    """How `charrnn train` runs, beside what it trains: where to, resuming, processes, output."""
+
+    out: str | None = setting(
+        None, "Run folder.", flags=("--out", "-o"), panel=RUN, shown="checkpoints/<corpus>-<time>"
+    )
+    overwrite: bool = setting(False, "Allow writing into an existing run folder.", panel=RUN)
+    resume: str | None = setting(
+        None, "Continue the run in this folder (or from this checkpoint) where it stopped.", panel=RUN, shown=""
+    )
+    allow_corpus_change: bool = setting(
+        False, "With --resume: accept a corpus that differs from the original.", panel=RUN
+    )
+    quiet: bool = setting(False, "Only warnings and errors on stderr.", flags=("--quiet", "-q"), panel=RUN)
+    nproc: int = setting(
+        1, "Train with N processes (torchrun, DistributedDataParallel): one per GPU, or CPU processes.", panel=TRAIN
+    )
+
+
+@dataclass
+class Shared:
+    """Options several commands share: the checkpoint to read, the device, JSON output."""
+
+    checkpoint: str | None = setting(
+        None,
+        "A checkpoint file or run folder.",
+        flags=("--checkpoint", "-c"),
+        shown="best.pt of the latest run under checkpoints/",
+    )
+    device: str = setting("auto", DEVICE_HELP)
+    json: bool = setting(False, "Print one JSON object instead of the table.", flags=("--json",))
+
+
+@dataclass
 class SampleConfig:
-    length: int = 1000  # generated characters per sample, the prime not counted
-    temperature: float = 1.0  # 0 = greedy
-    top_k: int = 0  # 0 = off
-    top_p: float = 1.0  # 1 = off
-    repetition_penalty: float = 1.0  # 1 = off
-    beam: int | None = None  # None samples; K runs beam search with K hypotheses (1 = greedy)
-    length_penalty: float = 1.0  # beam score = log-prob / length ** length_penalty
-    n_best: int = 1
-    num_samples: int = 1
-    prime: str = ""
-    stop: list[str] = field(default_factory=list)
-    seed: int | None = None
-    unknown: str = "error"  # or "skip": characters a char model never saw
-    precision: str = "auto"  # the generation step's weights: auto (fp16 on a CPU that has the kernel), fp32, fp16
+    length: int = setting(
+        1000, "Characters to generate per sample, the prime not counted.", flags=("--length", "--max-new-tokens", "-n")
+    )
+    temperature: float = setting(
+        1.0,
+        "Sampling temperature; lower is safer, higher is wilder; 0 is greedy.",
+        flags=("--temp", "--temperature", "-t"),
+    )
+    top_k: int = setting(0, "Sample only from the k most likely tokens; 0 is off.")
+    top_p: float = setting(
+        1.0, "Sample only from the smallest set of tokens whose probability reaches p (nucleus); 1 is off."
+    )
+    min_p: float = setting(
+        0.0, "Sample only from tokens at least p times as likely as the most likely one (min-p); 0 is off."
+    )
+    repetition_penalty: float = setting(1.0, "Make tokens already seen less likely (CTRL's penalty); 1 is off.")
+    beam: int | None = setting(
+        None,
+        "Beam search with this many hypotheses (deterministic; 1 is greedy).",
+        flags=("--beam", "--num-beams"),
+        shown="off, sample",
+    )
+    length_penalty: float = setting(1.0, "Beam search: rank finished texts by log-prob / length^this.")
+    n_best: int = setting(1, "Beam search: print the N best texts, their log-probs on stderr.")
+    num_samples: int = setting(
+        1, "Independent samples, generated together as one batch.", flags=("--num-samples", "-N")
+    )
+    prime: str = setting(
+        "",
+        "Text to start from, echoed first.",
+        flags=("--prime", "-p"),
+        shown="stdin when piped, else none",
+        cli_default=None,
+    )
+    stop: list[str] = setting(help="End a sample where this string first appears (repeatable).", factory=list, shown="")
+    seed: int | None = setting(None, "Random seed; sample i of a batch uses seed+i.", shown="random")
+    unknown: str = setting(
+        "error", "Prime characters the model never saw: error, or skip them.", choices=("error", "skip")
+    )
+    precision: str = setting(
+        "auto",
+        "Weights of each generation step: fp32 (exact), fp16 (CPU: faster at batch 1, logits within "
+        "about 1e-4), or auto (fp16 on a CPU that has the kernel).",
+        choices=("auto", "fp32", "fp16"),
+    )
 
     def __post_init__(self) -> None:
         if self.length < 0:
-            raise CharRNNError(f"--length must be 0 or more, got {self.length}")
+            raise CharRNNError(f"length must be 0 or more, got {self.length}", "length")
         if self.temperature < 0 or not math.isfinite(self.temperature):
-            raise CharRNNError(f"--temp must be 0 (greedy) or positive, got {self.temperature}")
+            raise CharRNNError(f"temperature must be 0 (greedy) or positive, got {self.temperature}", "temperature")
         if self.top_k < 0:
-            raise CharRNNError(f"--top-k must be 0 (off) or positive, got {self.top_k}")
+            raise CharRNNError(f"top_k must be 0 (off) or positive, got {self.top_k}", "top_k")
         if not 0.0 < self.top_p <= 1.0:
-            raise CharRNNError(f"--top-p must be in (0, 1], got {self.top_p}")
+            raise CharRNNError(f"top_p must be in (0, 1], got {self.top_p}", "top_p")
+        if not 0.0 <= self.min_p <= 1.0:
+            raise CharRNNError(f"min_p must be in [0, 1], got {self.min_p}", "min_p")
         if self.repetition_penalty <= 0:
-            raise CharRNNError(f"--repetition-penalty must be positive, got {self.repetition_penalty}")
+            raise CharRNNError(
+                f"repetition_penalty must be positive, got {self.repetition_penalty}", "repetition_penalty"
+            )
         if self.beam is not None and self.beam < 1:
-            raise CharRNNError(f"--beam must be 1 or more, got {self.beam}")
+            raise CharRNNError(f"beam must be 1 or more, got {self.beam}", "beam")
         if self.n_best != 1 and not 1 <= self.n_best <= (self.beam or 1):
-            raise CharRNNError(f"--n-best must be between 1 and --beam ({self.beam or 1}), got {self.n_best}")
+            raise CharRNNError(
+                f"n_best must be between 1 and beam ({self.beam or 1}), got {self.n_best}", "n_best", "beam"
+            )
         if self.num_samples < 1:
-            raise CharRNNError(f"--num-samples must be 1 or more, got {self.num_samples}")
+            raise CharRNNError(f"num_samples must be 1 or more, got {self.num_samples}", "num_samples")
         if self.beam is not None and self.num_samples > 1:
-            raise CharRNNError("beam search returns one best text; use --n-best instead of --num-samples")
-        if self.unknown not in ("error", "skip"):
-            raise CharRNNError("--unknown must be 'error' or 'skip'")
+            raise CharRNNError(
+                "beam search returns one best text; use n_best instead of num_samples", "n_best", "num_samples"
+            )
+        _check_choice(self, "unknown")
         if any(not s for s in self.stop):
-            raise CharRNNError("--stop needs a non-empty string")
-        if self.precision not in ("auto", "fp32", "fp16"):
-            raise CharRNNError(f"--precision must be auto, fp32 or fp16, got {self.precision!r}")
+            raise CharRNNError("stop needs a non-empty string", "stop")
+        _check_choice(self, "precision")
+
+
+@dataclass
+class SampleOutput:
+    """How `charrnn sample` prints what it generates."""
+
+    format: str = setting(
+        "text",
+        "text, or jsonl: one JSON object per sample with its settings and log-prob.",
+        flags=("--format", "-f"),
+        choices=("text", "jsonl"),
+    )
+    separator: str = setting("\\n\\n", "Printed between samples (escapes such as \\n are understood).")
+
+    def __post_init__(self) -> None:
+        _check_choice(self, "format")
+        self.separator_text()
+
+    def separator_text(self) -> str:
+        """The separator with its escapes (\\n, \\t, ...) read."""
+        try:
+            return self.separator.encode().decode("unicode_escape")
+        except UnicodeDecodeError:
+            raise CharRNNError(f"separator has a broken escape: {self.separator!r}", "separator") from None
+
+
+@dataclass
+class EvalConfig:
+    files: list[str] = setting(help="Text files, folders or - for stdin.", argument=True, metavar="FILE")
+    unknown: str = setting(
+        "skip", "Characters the model never saw: skip them (with a warning), or error.", choices=("skip", "error")
+    )
+
+    def __post_init__(self) -> None:
+        _check_choice(self, "unknown")
+
+
+@dataclass
+class DemoConfig:
+    time_budget: str = setting("60s", "Training time.")
+    length: int = setting(600, "Characters to sample afterwards.", flags=("--length", "-n"))
+
+
+@dataclass
+class PlotConfig:
+    runs: list[str] = setting(help="Run folders (or their metrics.jsonl) to overlay.", argument=True)
+    output: Path = setting(Path("plot.png"), "The PNG to write.", flags=("--output", "-o"))
+    size: str = setting("1200x800", "Image size in pixels, WIDTHxHEIGHT.")
+    terminal: bool = setting(False, "Draw the curves as text charts on stdout instead of writing a PNG.")
+
+
+@dataclass
+class NoveltyConfig:
+    sample_file: str = setting(help="The generated text, or - for stdin.", argument=True)
+    corpus: list[str] = setting(help="The training corpus: files or folders (repeatable).", required=True, shown="")
+
+    def __post_init__(self) -> None:
+        if "-" in self.corpus:
+            raise CharRNNError("corpus must name files or folders; only the sample may come from stdin", "corpus")
+
+
+@dataclass
+class GradflowConfig:
+    checkpoints: list[str] | None = setting(None, "Checkpoint files or run folders to measure.", argument=True)
+    compare: bool = setting(False, "Measure each cell freshly initialized and after --budget of training on --corpus.")
+    corpus: list[str] | None = setting(
+        None,
+        "Text to draw windows from (and, with --compare, to train on).",
+        shown="each checkpoint's own corpus",
+    )
+    seq_len: int = setting(100, "T: the window; the loss at its last step is traced back to every step.")
+    budget: str = setting("60s", "--compare: training time per model, e.g. 60s or 2m.")
+    cells: str = setting("rnn,rnn-relu,lstm,gru", "--compare: the cells to train, comma-separated.")
+    forget_bias: list[float] | None = setting(
+        None,
+        "--compare: LSTM forget-gate bias at initialization; repeat to compare several.",
+        shown="0 and 1",
+    )
+    hidden_size: int = setting(128, "--compare: units per layer.")
+    layers: int = setting(1, "--compare: recurrent layers.")
+    batches: int = setting(4, "Batches of windows averaged over.")
+    batch_size: int = setting(16, "Windows per batch.")
+    seed: int = setting(1337, "Seed for the windows and for --compare's models.")
+    output: Path | None = setting(None, "Also write a log-scale plot (PNG).", flags=("--output", "-o"), shown="none")
+
+    def __post_init__(self) -> None:
+        if self.compare == bool(self.checkpoints):
+            raise CharRNNError("give checkpoints to measure, or compare corpus FILE (not both)", "compare", "corpus")
+        if self.compare and (not self.corpus or len(self.corpus) != 1 or self.corpus[0] == "-"):
+            raise CharRNNError("compare trains on one text file: pass corpus FILE", "compare", "corpus")
+        if self.seq_len < 2 or self.batches < 1 or self.batch_size < 1:
+            raise CharRNNError(
+                "seq_len must be 2 or more, batches and batch_size positive", "seq_len", "batches", "batch_size"
+            )
+
+    def chosen_cells(self) -> list[str]:
+        """The cells of --compare, checked against CELLS."""
+        chosen = [c.strip() for c in self.cells.split(",") if c.strip()]
+        if not chosen or any(c not in CELLS for c in chosen):
+            raise CharRNNError(f"cells takes a comma-separated list of {', '.join(CELLS)}", "cells")
+        return chosen
+
+
+@dataclass
+class InfoConfig:
+    path: str | None = setting(
+        None, "A checkpoint file or run folder.", argument=True, shown="the latest run under checkpoints/"
+    )

@@ -1,6 +1,7 @@
-"""Decoding: temperature, top-k, top-p, repetition penalty, greedy, and beam search.
+"""Decoding: repetition penalty, temperature, top-k, top-p, min-p, greedy, and beam search.
 
-Each strategy is a small function over next-token logits; one loop drives them for any number
+Each strategy is a pure function over next-token logits plus its one SampleConfig field, listed once in
+STRATEGIES; one loop drives them for any number
 of samples at once. Text leaves through `TextSink`s that echo the prime, count characters,
 honour stop strings and hand finished text to a callback as soon as it is final.
 """
@@ -51,6 +52,27 @@ def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: 
         return logits
     penalized = torch.where(logits > 0, logits / penalty, logits * penalty)
     return torch.where(seen, penalized, logits)
+
+
+def apply_min_p(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Keep tokens at least p times as likely as the most likely one (min-p; HF's MinPLogitsWarper)."""
+    if p <= 0.0:
+        return logits
+    probs = logits.float().softmax(-1)
+    return logits.masked_fill(probs < p * probs.amax(-1, keepdim=True), -math.inf)
+
+
+Strategy = Callable[[torch.Tensor, float, torch.Tensor], torch.Tensor]
+
+# Each strategy once, in the order applied: the SampleConfig field that sets it, and its function of
+# (logits, that field's value, seen-token mask). Min-p follows temperature, as in transformers.
+STRATEGIES: tuple[tuple[str, Strategy], ...] = (
+    ("repetition_penalty", lambda logits, value, seen: apply_repetition_penalty(logits, seen, value)),
+    ("temperature", lambda logits, value, seen: apply_temperature(logits, value)),
+    ("top_k", lambda logits, value, seen: apply_top_k(logits, int(value))),
+    ("top_p", lambda logits, value, seen: apply_top_p(logits, value)),
+    ("min_p", lambda logits, value, seen: apply_min_p(logits, value)),
+)
 
 
 def pick(logits: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
@@ -270,11 +292,12 @@ def generate(
 
 
 def _choose(logits: torch.Tensor, seen: torch.Tensor, uniforms: torch.Tensor, cfg: SampleConfig) -> torch.Tensor:
-    """The next token of every row under cfg's strategy."""
-    filtered = apply_repetition_penalty(logits, seen, cfg.repetition_penalty)
-    if cfg.temperature == 0 or cfg.top_k == 1:
-        return filtered.argmax(-1)
-    return pick(apply_top_p(apply_top_k(apply_temperature(filtered, cfg.temperature), cfg.top_k), cfg.top_p), uniforms)
+    """The next token of every row under cfg's strategies."""
+    if cfg.temperature == 0 or cfg.top_k == 1:  # greedy: only the penalty can change the argmax
+        return apply_repetition_penalty(logits, seen, cfg.repetition_penalty).argmax(-1)
+    for name, strategy in STRATEGIES:
+        logits = strategy(logits, getattr(cfg, name), seen)
+    return pick(logits, uniforms)
 
 
 def _feed(sinks: list[TextSink], ids: list[torch.Tensor], logits: list[torch.Tensor]) -> None:

@@ -94,6 +94,17 @@ def test_jsonl_and_several_samples(workdir):
     assert text.split("\n=====\n") == [r["text"] for r in records]
 
 
+def test_min_p_from_the_cli(workdir):
+    import json
+
+    result = charrnn("sample", "-n", "40", "--min-p", "0.1", "--seed", "2", "--format", "jsonl", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["settings"]["min_p"] == 0.1 and len(record["text"]) == 40
+    bad = charrnn("sample", "--min-p", "2", cwd=workdir)
+    assert bad.returncode == 1 and "--min-p must be in [0, 1]" in bad.stderr
+
+
 def test_beam_search_from_the_cli(workdir):
     result = charrnn("sample", "-n", "60", "--beam", "4", "--n-best", "2", "--prime", "The ", cwd=workdir)
     assert result.returncode == 0
@@ -130,8 +141,8 @@ def test_jsonl_n_best(workdir):
         ),
         (["train", "CORPUS", "--device", "banana"], "unknown device"),
         (["train", "CORPUS", "--time-budget", "soon"], "duration"),
-        (["train", "CORPUS", "--tokenizer", "words"], "unknown tokenizer"),
-        (["train", "CORPUS", "--model", "transformer"], "unknown model"),
+        (["train", "CORPUS", "--tokenizer", "words"], "--tokenizer must be one of char, byte"),
+        (["train", "CORPUS", "--model", "transformer"], "--model must be one of lstm"),
         (["train", "CORPUS", "--batch-size", "lots"], "Invalid value"),
         (["sample", "--temp", "-1"], "--temp"),
         (["sample", "--top-p", "0"], "--top-p"),

@@ -11,47 +11,36 @@ import tempfile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from charrnn import cli
+from charrnn import cli, options
 
 NUMBERS = st.sampled_from(["-3", "0", "0.5", "1", "2", "7", "1e9", "nan", "inf", "x", "", "--"])
-TRAIN_OPTIONS = [
-    "--hidden-size",
-    "--embed-size",
-    "--layers",
-    "--dropout",
-    "--batch-size",
-    "--seq-len",
-    "--lr",
-    "--grad-clip",
-    "--epochs",
-    "--eval-every",
-    "--val-frac",
-    "--vocab-size",
-    "--warmup-steps",
-    "--time-budget",
-    "--tokenizer",
-    "--model",
-    "--device",
-    "--precision",
-    "--encoding-errors",
-]
-SAMPLE_OPTIONS = [
-    "--length",
-    "--temp",
-    "--top-k",
-    "--top-p",
-    "--beam",
-    "--n-best",
-    "--num-samples",
-    "--repetition-penalty",
-    "--length-penalty",
-    "--format",
-    "--unknown",
-    "--device",
-    "--prime",
-]
+
+
+def _value_options(command: str, skip: tuple[str, ...]) -> list[str]:
+    """Every option of a command that takes a value, read from the declarations (charrnn.options)."""
+    return [options.flags(f)[0] for f in options.option_fields(command) if f.type != "bool" and f.name not in skip]
+
+
+# Train: all but the paths it would write to and the run options (--nproc starts processes).
+TRAIN_OPTIONS = [o for o in _value_options("train", ("val_file", "cache_dir", "out", "resume")) if o != "--nproc"]
+SAMPLE_OPTIONS = _value_options("sample", ("checkpoint",))
 WORDS = st.sampled_from(
-    ["lstm", "gru", "rnn-relu", "bpe", "byte", "char", "cpu", "cuda", "fp32", "bf16", "replace", "jsonl"]
+    [
+        "lstm",
+        "gru",
+        "rnn-relu",
+        "bpe",
+        "byte",
+        "char",
+        "cpu",
+        "cuda",
+        "fp32",
+        "bf16",
+        "replace",
+        "jsonl",
+        "fp16",
+        "auto",
+    ]
 )
 
 

@@ -6,12 +6,23 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from charrnn import checkpoint, train
 from charrnn.config import DataConfig, ModelConfig, SampleConfig, TrainConfig
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN, HalfStepper
-from charrnn.sample import Utf8Guard, apply_repetition_penalty, apply_top_k, apply_top_p, generate, pick
+from charrnn.sample import (
+    STRATEGIES,
+    Utf8Guard,
+    apply_min_p,
+    apply_repetition_penalty,
+    apply_top_k,
+    apply_top_p,
+    generate,
+    pick,
+)
 from charrnn.tokenizers import ByteTokenizer, CharTokenizer
 from charrnn.ui import SampleWriter
 
@@ -93,6 +104,41 @@ def test_top_p_never_samples_outside_the_nucleus():
 def test_top_k_keeps_k():
     logits = torch.tensor([[1.0, 4.0, 3.0, 2.0]])
     assert torch.isfinite(apply_top_k(logits, 2)).tolist() == [[False, True, True, False]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    logits=st.lists(st.floats(-20, 20), min_size=2, max_size=12),
+    min_p=st.floats(0.0, 1.0),
+)
+def test_min_p_keeps_the_top_token_and_drops_what_is_below_the_threshold(logits, min_p):
+    x = torch.tensor([logits])
+    kept = torch.isfinite(apply_min_p(x, min_p))
+    probs = x.softmax(-1)
+    assert kept[0, probs.argmax()]  # the most likely token always survives
+    assert torch.equal(kept, probs >= min_p * probs.max())  # below the threshold: removed; above it: kept
+    if min_p == 0:
+        assert torch.equal(apply_min_p(x, min_p), x)
+
+
+def test_min_p_follows_temperature_and_is_listed_once():
+    names = [name for name, _ in STRATEGIES]
+    assert len(set(names)) == len(names) and names.index("temperature") < names.index("min_p")
+    assert set(names) <= set(SampleConfig.__dataclass_fields__)
+    logits = torch.tensor([[2.0, 1.0, 0.0]])
+    cfg = SampleConfig(temperature=0.5, min_p=0.1)
+    out, seen = logits, torch.zeros_like(logits, dtype=torch.bool)
+    for name, strategy in STRATEGIES:
+        out = strategy(out, getattr(cfg, name), seen)
+    # At temperature 0.5 the third token is e^-4 = 0.018 of the top one: below 0.1, so gone; the second stays.
+    assert torch.isfinite(out).tolist() == [[True, True, False]]
+
+
+def test_min_p_changes_only_what_it_should(model_and_tok):
+    off = run(model_and_tok, length=200, seed=3)[0]
+    same = run(model_and_tok, length=200, seed=3, min_p=0.0)[0]
+    strict = run(model_and_tok, length=200, seed=3, min_p=0.5, temperature=1.5)[0]
+    assert off.text == same.text and strict.settings["min_p"] == 0.5 and len(strict.text) == 200
 
 
 class ChainModel:
@@ -234,19 +280,23 @@ def test_writer_echoes_the_prime_and_separates_samples(model_and_tok):
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
-        ({"temperature": -1}, "--temp"),
-        ({"top_p": 0}, "--top-p"),
-        ({"top_p": 1.5}, "--top-p"),
-        ({"beam": 0}, "--beam"),
-        ({"length": -1}, "--length"),
-        ({"num_samples": 0}, "--num-samples"),
-        ({"top_k": -2}, "--top-k"),
-        ({"precision": "bf16"}, "--precision"),
+        ({"temperature": -1}, "temperature"),
+        ({"top_p": 0}, "top_p"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"min_p": 1.5}, "min_p"),
+        ({"min_p": -0.1}, "min_p"),
+        ({"beam": 0}, "beam"),
+        ({"length": -1}, "length"),
+        ({"num_samples": 0}, "num_samples"),
+        ({"top_k": -2}, "top_k"),
+        ({"precision": "bf16"}, "precision"),
     ],
 )
 def test_bad_settings_are_named(kw, message):
-    with pytest.raises(CharRNNError, match=message):
+    """The library names the field; the CLI shows it as the flag (tests/test_cli.py)."""
+    with pytest.raises(CharRNNError, match=message) as caught:
         SampleConfig(**kw)
+    assert caught.value.fields[0] == message
 
 
 def test_utf8_guard_allows_only_well_formed_sequences():
