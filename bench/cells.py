@@ -1,7 +1,7 @@
 """The cells side by side: each trained for the same wall-clock budget on one corpus.
 
 Trains every registered cell (charrnn/registry.py) one after another through
-charrnn's own training loop (`charrnn.train.train`), every one with `charrnn train`'s defaults
+charrnn's own training loop (`charrnn.trainer.train`), every one with `charrnn train`'s defaults
 (2x384, embedding 128, dropout 0.2, batch 16, seq-len 128, lr 3e-3, seed 1337) and the same
 `--budget` of training time. Only the final evaluation on the held-out 10% runs, after the
 budget, so no cell spends its budget evaluating; with the cosine schedule it is the best one.
@@ -30,14 +30,14 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from charrnn import checkpoint, runtime, train  # noqa: E402
+from charrnn import checkpoint, runtime, trainer  # noqa: E402
 from charrnn.config import CELLS, DataConfig, TrainConfig  # noqa: E402
 from charrnn.model import num_parameters  # noqa: E402
 from charrnn.ui import TrainProgress  # noqa: E402
 
 
 def run_cell(cell: str, corpus: str, budget: float | None, steps: int | None, cache: Path, out: Path) -> dict:
-    result = train.train(
+    result = trainer.train(
         DataConfig(sources=[corpus], cache_dir=str(cache)),
         {"cell": cell},
         TrainConfig(time_budget=budget, max_steps=steps, eval_every=10**9, log_every=100),

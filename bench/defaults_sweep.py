@@ -37,7 +37,7 @@ CANDIDATES = {
 
 
 def _train(name: str, steps: int, device: str, tmp: str, **extra):
-    from charrnn import train
+    from charrnn import trainer
     from charrnn.config import DataConfig, TrainConfig
 
     model, overrides = CANDIDATES[name]
@@ -51,7 +51,7 @@ def _train(name: str, steps: int, device: str, tmp: str, **extra):
             **extra,
         }
     )
-    return train.train(
+    return trainer.train(
         DataConfig(sources=[str(CORPUS)], cache_dir=f"{tmp}/cache"),
         model,
         cfg,

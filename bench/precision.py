@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
 
-    from charrnn import train
+    from charrnn import trainer
     from charrnn.config import DataConfig, TrainConfig
     from charrnn.errors import CharRNNError
 
@@ -38,7 +38,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for precision in precisions:
             try:
-                result = train.train(
+                result = trainer.train(
                     DataConfig(sources=[str(CORPUS)], cache_dir=f"{tmp}/cache"),
                     {"hidden_size": args.hidden_size, "layers": 2, "dropout": 0.0},
                     TrainConfig(

@@ -107,11 +107,11 @@ def child_tokenize(corpus: str, tokenizer: str, cache: str) -> dict:
 
 
 def child_train(corpus: str, val_file: str, cache: str, steps: int) -> dict:
-    from charrnn import train
+    from charrnn import trainer
     from charrnn.config import DataConfig, TrainConfig
 
     start = time.perf_counter()
-    train.train(
+    trainer.train(
         DataConfig(sources=[corpus], val_file=val_file, cache_dir=cache),
         TRAIN_MODEL,
         TrainConfig(max_steps=steps, eval_every=steps, batch_size=16, seq_len=128, device="cpu"),

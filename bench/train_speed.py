@@ -1,7 +1,7 @@
 """Training speed: charrnn's training step against a plain eager PyTorch loop, in one run.
 
 For each configuration it measures trained characters per second and peak memory of
-(a) charrnn's own training (`charrnn.train.train`, the real loop with its data path, logging
+(a) charrnn's own training (`charrnn.trainer.train`, the real loop with its data path, logging
 and clipping) and (b) a plain reference loop of identical configuration (embedding + nn.LSTM /
 nn.GRU + linear, AdamW, clipping, contiguous batches), each in a fresh subprocess, and the
 fraction of this machine's fp32 matmul peak (timed in the same run) that the step reaches.
@@ -87,11 +87,11 @@ def _sync(device: str) -> None:
 
 def run_charrnn(cell: str, layers: int, hidden: int, steps: int, device: str, precision: str, compile: bool) -> dict:
     """charrnn's real training loop; chars/s from its own log of the second half of the steps."""
-    from charrnn import train
+    from charrnn import trainer
     from charrnn.config import DataConfig, TrainConfig
 
     with tempfile.TemporaryDirectory() as tmp:
-        result = train.train(
+        result = trainer.train(
             DataConfig(sources=[str(CORPUS)], cache_dir=str(Path(tmp) / "cache")),
             {"cell": cell, "layers": layers, "hidden_size": hidden, "embed_size": 128, "dropout": 0.0},
             TrainConfig(

@@ -49,7 +49,7 @@ def train(o: Options) -> None:
         from charrnn import distributed
 
         raise typer.Exit(distributed.launch(o["nproc"], _argv_without(sys.argv[1:], "--nproc")))
-    from charrnn import train as training
+    from charrnn import trainer as training
     from charrnn.ui import TrainProgress
 
     cfg, model_cfg, data_cfg = o.given(TrainConfig), o.given(ModelConfig), o.given(DataConfig)
@@ -105,7 +105,7 @@ def demo(o: Options) -> None:
     from charrnn import checkpoint as ckpts
     from charrnn import data
     from charrnn import sample as sampling
-    from charrnn import train as training
+    from charrnn import trainer as training
     from charrnn.runtime import parse_duration
     from charrnn.ui import SampleWriter, TrainProgress
 

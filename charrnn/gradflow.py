@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from rich.table import Table
 
 from charrnn import checkpoint, data
-from charrnn import train as training
+from charrnn import trainer as training
 from charrnn.config import DataConfig, TrainConfig
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from charrnn import train
+from charrnn import trainer
 from charrnn.config import DataConfig, TrainConfig
 from tests import corpora
 
@@ -99,7 +99,7 @@ def chinese_file(tmp_path_factory) -> Path:
 def trained_run(corpus_file: Path, tmp_path_factory) -> Path:
     """A small LSTM trained briefly on the play; its run folder. fp32: tests compare its numbers."""
     root = tmp_path_factory.mktemp("run")
-    train.train(
+    trainer.train(
         DataConfig(sources=[str(corpus_file)], cache_dir=str(root / "cache")),
         SMALL_MODEL,
         TrainConfig(

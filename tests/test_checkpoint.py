@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from charrnn import checkpoint, info, train
+from charrnn import checkpoint, info, trainer
 from charrnn.checkpoint import Cursor
 from charrnn.config import SampleConfig
 from charrnn.errors import CharRNNError
@@ -159,7 +159,7 @@ def test_a_checkpoint_written_by_a0cd22a_loads_samples_and_resumes(tmp_path):
     assert len(text) == 30 and set(text) <= set(corpus.read_text())
     assert dict(info.describe(run)[1])["steps"].startswith("3 ")
 
-    result = train.resume(str(run), {"max_steps": 6}, progress=None, command=["test"])
+    result = trainer.resume(str(run), {"max_steps": 6}, progress=None, command=["test"])
     assert result.steps == 6
     resumed = checkpoint.load(run / "last.pt")
     assert resumed.cursor.step == 6 and resumed.command == ["test"]

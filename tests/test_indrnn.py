@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from charrnn import checkpoint, train
+from charrnn import checkpoint, trainer
 from charrnn.config import DataConfig, ModelConfig, SampleConfig, TrainConfig
 from charrnn.errors import CharRNNError
 from charrnn.indrnn import IndRNN, bound, recurrence
@@ -77,14 +77,14 @@ def test_the_bound_holds_after_training_steps(tmp_path, corpus_file):
     data = DataConfig(sources=[str(corpus_file)], cache_dir=str(tmp_path / "cache"))
     model = {"cell": "indrnn", "hidden_size": 32, "embed_size": 16, "layers": 2, "dropout": 0.0}
     cfg = TrainConfig(batch_size=8, seq_len=4, max_steps=2, eval_every=100, warmup_steps=0, precision="fp32")
-    train.train(data, model, cfg, out=str(tmp_path / "run"))
+    trainer.train(data, model, cfg, out=str(tmp_path / "run"))
     path = tmp_path / "run" / "last.pt"
     saved = torch.load(path, weights_only=True)
     for k in range(2):
         assert saved["model"][f"rnn.weight_hh_l{k}"].abs().max() <= bound(4)
         saved["model"][f"rnn.weight_hh_l{k}"][:3] = torch.tensor([3.0, -3.0, 0.5])
     torch.save(saved, path)
-    train.resume(str(tmp_path / "run"), {"max_steps": 3})
+    trainer.resume(str(tmp_path / "run"), {"max_steps": 3})
     for k in range(2):
         u = checkpoint.load(path).model[f"rnn.weight_hh_l{k}"]
         assert u.abs().max() <= bound(4) and u[0] == pytest.approx(bound(4)) and u[1] == pytest.approx(-bound(4))
@@ -94,9 +94,9 @@ def test_resume_is_bit_identical(tmp_path, corpus_file):
     data = DataConfig(sources=[str(corpus_file)], cache_dir=str(tmp_path / "cache"))
     model = {"cell": "indrnn", "hidden_size": 32, "embed_size": 16, "layers": 2, "dropout": 0.2}
     base = dict(batch_size=8, seq_len=16, eval_every=5, warmup_steps=3, min_lr_frac=1.0, seed=3, precision="fp32")
-    train.train(data, model, TrainConfig(**base, max_steps=14), out=str(tmp_path / "whole"))
-    train.train(data, model, TrainConfig(**base, max_steps=8), out=str(tmp_path / "split"))
-    train.resume(str(tmp_path / "split"), {"max_steps": 14})
+    trainer.train(data, model, TrainConfig(**base, max_steps=14), out=str(tmp_path / "whole"))
+    trainer.train(data, model, TrainConfig(**base, max_steps=8), out=str(tmp_path / "split"))
+    trainer.resume(str(tmp_path / "split"), {"max_steps": 14})
     a = checkpoint.load(tmp_path / "whole" / "last.pt").model
     b = checkpoint.load(tmp_path / "split" / "last.pt").model
     assert all(torch.equal(a[k], b[k]) for k in a)

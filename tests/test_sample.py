@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charrnn import checkpoint, train
+from charrnn import checkpoint, trainer
 from charrnn.config import DataConfig, ModelConfig, SampleConfig, TrainConfig
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN, HalfStepper
@@ -244,7 +244,7 @@ def test_repetition_penalty_breaks_greedy_loops(model_and_tok):
 @pytest.fixture(scope="module")
 def bpe_model(corpus_file, tmp_path_factory):
     root = tmp_path_factory.mktemp("bpe")
-    train.train(
+    trainer.train(
         DataConfig(sources=[str(corpus_file)], tokenizer="bpe", vocab_size=400, cache_dir=str(root / "cache")),
         {"hidden_size": 32, "embed_size": 16, "layers": 1, "dropout": 0.0},
         TrainConfig(max_steps=30, eval_every=30, batch_size=8, seq_len=16, warmup_steps=5, lr=1e-2),

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from charrnn import checkpoint, train
+from charrnn import checkpoint, trainer
 from charrnn.config import DataConfig, TrainConfig
 from charrnn.errors import CharRNNError
 
@@ -35,9 +35,9 @@ def _cfg(**kw) -> TrainConfig:
 def test_resume_is_bit_identical(tmp_path, corpus_file):
     data = DataConfig(sources=[str(corpus_file)], cache_dir=str(tmp_path / "cache"))
     model = {**SMALL_MODEL, "dropout": 0.2}  # dropout makes the RNG state matter
-    whole = train.train(data, model, _cfg(max_steps=14), out=str(tmp_path / "whole"))
-    train.train(data, model, _cfg(max_steps=8), out=str(tmp_path / "split"))
-    resumed = train.resume(str(tmp_path / "split"), {"max_steps": 14})
+    whole = trainer.train(data, model, _cfg(max_steps=14), out=str(tmp_path / "whole"))
+    trainer.train(data, model, _cfg(max_steps=8), out=str(tmp_path / "split"))
+    resumed = trainer.resume(str(tmp_path / "split"), {"max_steps": 14})
     a = checkpoint.load(tmp_path / "whole" / "last.pt").model
     b = checkpoint.load(tmp_path / "split" / "last.pt").model
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -52,25 +52,25 @@ def test_resume_refuses_a_changed_corpus(tmp_path):
     path = tmp_path / "c.txt"
     path.write_text("to be or not to be, that is the question.\n" * 40)
     data = DataConfig(sources=[str(path)], cache_dir=str(tmp_path / "cache"))
-    train.train(data, SMALL_MODEL, _cfg(max_steps=2), out=str(tmp_path / "run"))
+    trainer.train(data, SMALL_MODEL, _cfg(max_steps=2), out=str(tmp_path / "run"))
     path.write_text("to be or not to be, that is the question!\n" * 40)
     with pytest.raises(CharRNNError, match="allow-corpus-change"):
-        train.resume(str(tmp_path / "run"), {"max_steps": 4})
-    assert train.resume(str(tmp_path / "run"), {"max_steps": 4}, allow_corpus_change=True).steps == 4
+        trainer.resume(str(tmp_path / "run"), {"max_steps": 4})
+    assert trainer.resume(str(tmp_path / "run"), {"max_steps": 4}, allow_corpus_change=True).steps == 4
 
 
 def test_an_existing_run_is_never_overwritten(tmp_path, corpus_file):
     data = DataConfig(sources=[str(corpus_file)], cache_dir=str(tmp_path / "cache"))
-    train.train(data, SMALL_MODEL, _cfg(max_steps=2), out=str(tmp_path / "run"))
+    trainer.train(data, SMALL_MODEL, _cfg(max_steps=2), out=str(tmp_path / "run"))
     before = (tmp_path / "run" / "best.pt").read_bytes()
     with pytest.raises(CharRNNError, match="already holds a run"):
-        train.train(data, SMALL_MODEL, _cfg(max_steps=2), out=str(tmp_path / "run"))
+        trainer.train(data, SMALL_MODEL, _cfg(max_steps=2), out=str(tmp_path / "run"))
     assert (tmp_path / "run" / "best.pt").read_bytes() == before
 
 
 def test_non_finite_steps_are_skipped_then_rolled_back(tmp_path, corpus_file, monkeypatch):
     data = DataConfig(sources=[str(corpus_file)], cache_dir=str(tmp_path / "cache"))
-    real_step = train.Trainer._train_step
+    real_step = trainer.Trainer._train_step
     calls = {"n": 0}
 
     def flaky(self, x, y, lr):
@@ -79,8 +79,8 @@ def test_non_finite_steps_are_skipped_then_rolled_back(tmp_path, corpus_file, mo
             return torch.tensor(math.nan), torch.tensor(math.nan), False
         return real_step(self, x, y, lr)
 
-    monkeypatch.setattr(train.Trainer, "_train_step", flaky)
-    result = train.train(data, SMALL_MODEL, _cfg(max_steps=10), out=str(tmp_path / "run"))
+    monkeypatch.setattr(trainer.Trainer, "_train_step", flaky)
+    result = trainer.train(data, SMALL_MODEL, _cfg(max_steps=10), out=str(tmp_path / "run"))
     assert result.steps == 10 and math.isfinite(result.best_val_loss)
     ckpt = checkpoint.load(tmp_path / "run" / "last.pt")
     assert ckpt.cursor.rollbacks == 1 and ckpt.cursor.lr_scale == 0.5
@@ -88,6 +88,6 @@ def test_non_finite_steps_are_skipped_then_rolled_back(tmp_path, corpus_file, mo
 
 def test_lr_schedule_warms_up_then_decays():
     cfg = TrainConfig(lr=1.0, warmup_steps=10, min_lr_frac=0.1, max_steps=100)
-    assert train.lr_at(cfg, 0, 0.0) == pytest.approx(0.1)
-    assert train.lr_at(cfg, 9, 0.09) < 1.0 and train.lr_at(cfg, 10, 0.1) > train.lr_at(cfg, 50, 0.5)
-    assert train.lr_at(cfg, 100, 1.0) == pytest.approx(0.1)
+    assert trainer.lr_at(cfg, 0, 0.0) == pytest.approx(0.1)
+    assert trainer.lr_at(cfg, 9, 0.09) < 1.0 and trainer.lr_at(cfg, 10, 0.1) > trainer.lr_at(cfg, 50, 0.5)
+    assert trainer.lr_at(cfg, 100, 1.0) == pytest.approx(0.1)
