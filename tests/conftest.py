@@ -3,6 +3,7 @@ subprocess, and the rule that CI runs every test (a test may skip only for missi
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -55,6 +56,29 @@ def png_size(path: Path) -> tuple[int, int]:
     head = path.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR", f"{path} is not a PNG"
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def every_command(train_args: list[str], corpus: Path, tmp_path: Path) -> str:
+    """Train a run with the real command, then resume, sample, beam-search, eval and gradflow it,
+    checking what a user would check; returns the run folder (for a cell's own checks)."""
+    run = str(tmp_path / "run")
+    trained = charrnn("train", str(corpus), *train_args, "--out", run, cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["train_loss"] for r in records if "train_loss" in r]
+    assert losses[-1] < losses[0] - 0.3  # a few tiny steps: down to about the unigram entropy
+    resumed = charrnn("train", "--resume", run, "--max-steps", "50", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    sampled = charrnn("sample", "-c", run, "--length", "200", "--seed", "1", "--prime", "ROMEO:", cwd=tmp_path)
+    assert sampled.returncode == 0 and len(sampled.stdout) == len("ROMEO:") + 200, sampled.stderr
+    beam = charrnn("sample", "-c", run, "--beam", "4", "--length", "60", cwd=tmp_path)
+    assert beam.returncode == 0 and len(beam.stdout) == 60, beam.stderr
+    evaluated = charrnn("eval", str(corpus), "-c", run, "--json", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert 1.0 < json.loads(evaluated.stdout)["bits_per_char"] < 5.0
+    flow = charrnn("gradflow", run, "--seq-len", "20", "--batches", "1", "--batch-size", "4", cwd=tmp_path)
+    assert flow.returncode == 0 and "horizon" in flow.stdout, flow.stderr
+    return run
 
 
 def train_in_one_and_two_processes(tmp_path: Path, args: list[str]) -> tuple[dict, dict]:

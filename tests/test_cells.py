@@ -3,7 +3,6 @@ coupling equations by hand, the hand-written backward pass, and the whole CLI on
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
@@ -13,7 +12,7 @@ from charrnn.cells import LSTMVariant
 from charrnn.config import ModelConfig
 from charrnn.model import CharRNN
 
-from .conftest import charrnn, train_in_one_and_two_processes
+from .conftest import every_command, train_in_one_and_two_processes
 
 
 def _from_nn_lstm(lstm: torch.nn.LSTM) -> LSTMVariant:
@@ -132,25 +131,8 @@ def _train_args(cell: str, tmp_path) -> list[str]:
 @pytest.mark.parametrize("cell", ["lstm-peephole", "lstm-cifg"])
 def test_train_resume_sample_eval_gradflow(cell, tmp_path, corpus_file):
     """The real commands on real text, and the weights-only checkpoint."""
-    run = str(tmp_path / "run")
-    trained = charrnn("train", str(corpus_file), *_train_args(cell, tmp_path), "--out", run, cwd=tmp_path)
-    assert trained.returncode == 0, trained.stderr
+    every_command(_train_args(cell, tmp_path), corpus_file, tmp_path)
     assert "rnn.peephole_l1" in torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]
-    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    losses = [r["train_loss"] for r in records if "train_loss" in r]
-    assert losses[-1] < losses[0] - 0.3  # 40 tiny steps: down to about the unigram entropy
-
-    resumed = charrnn("train", "--resume", run, "--max-steps", "50", cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
-    sampled = charrnn("sample", "-c", run, "--length", "200", "--seed", "1", "--prime", "ROMEO:", cwd=tmp_path)
-    assert sampled.returncode == 0 and len(sampled.stdout) == len("ROMEO:") + 200, sampled.stderr
-    beam = charrnn("sample", "-c", run, "--beam", "4", "--length", "60", cwd=tmp_path)
-    assert beam.returncode == 0 and len(beam.stdout) == 60, beam.stderr
-    evaluated = charrnn("eval", str(corpus_file), "-c", run, "--json", cwd=tmp_path)
-    assert evaluated.returncode == 0, evaluated.stderr
-    assert 1.0 < json.loads(evaluated.stdout)["bits_per_char"] < 5.0
-    flow = charrnn("gradflow", run, "--seq-len", "20", "--batches", "1", "--batch-size", "4", cwd=tmp_path)
-    assert flow.returncode == 0 and "horizon" in flow.stdout, flow.stderr
 
 
 @pytest.mark.slow

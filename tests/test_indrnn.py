@@ -3,8 +3,6 @@ hand-written backward by gradcheck, the |u| bound during training, and the whole
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
@@ -15,7 +13,7 @@ from charrnn.indrnn import IndRNN, bound, recurrence
 from charrnn.model import CharRNN, HalfStepper
 from charrnn.sample import generate
 
-from .conftest import charrnn, train_in_one_and_two_processes
+from .conftest import charrnn, every_command, train_in_one_and_two_processes
 
 
 def _naive(layer: IndRNN, x: torch.Tensor, h0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,26 +121,9 @@ def _train_args(tmp_path) -> list[str]:
 @pytest.mark.slow
 def test_train_resume_sample_eval_gradflow_info(tmp_path, corpus_file):
     """The real commands on real text."""
-    run = str(tmp_path / "run")
-    trained = charrnn("train", str(corpus_file), *_train_args(tmp_path), "--out", run, cwd=tmp_path)
-    assert trained.returncode == 0, trained.stderr
-    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    losses = [r["train_loss"] for r in records if "train_loss" in r]
-    assert losses[-1] < losses[0] - 0.3
-    resumed = charrnn("train", "--resume", run, "--max-steps", "50", cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
-
-    sampled = charrnn("sample", "-c", run, "--length", "200", "--seed", "1", "--prime", "ROMEO:", cwd=tmp_path)
-    assert sampled.returncode == 0 and len(sampled.stdout) == len("ROMEO:") + 200, sampled.stderr
+    run = every_command(_train_args(tmp_path), corpus_file, tmp_path)
     refused = charrnn("sample", "-c", run, "--length", "5", "--precision", "fp16", cwd=tmp_path)
     assert refused.returncode != 0 and "--precision fp16" in refused.stderr and "Traceback" not in refused.stderr
-    beam = charrnn("sample", "-c", run, "--beam", "4", "--length", "60", cwd=tmp_path)
-    assert beam.returncode == 0 and len(beam.stdout) == 60, beam.stderr
-    evaluated = charrnn("eval", str(corpus_file), "-c", run, "--json", cwd=tmp_path)
-    assert evaluated.returncode == 0, evaluated.stderr
-    assert 1.0 < json.loads(evaluated.stdout)["bits_per_char"] < 5.0
-    flow = charrnn("gradflow", run, "--seq-len", "20", "--batches", "1", "--batch-size", "4", cwd=tmp_path)
-    assert flow.returncode == 0 and "horizon" in flow.stdout, flow.stderr
     info = charrnn("info", run, cwd=tmp_path)
     assert info.returncode == 0 and "indrnn" in info.stdout and "forget" not in info.stdout, info.stderr
 
