@@ -175,7 +175,9 @@ def resolve(path: str | Path | None, name: str = "best.pt") -> Path:
     if path is None:
         runs = [p for p in CHECKPOINTS.glob("*/") if (p / name).exists() or (p / "last.pt").exists()]
         if not runs:
-            raise CharRNNError("no checkpoint found under checkpoints/; train one first or name a checkpoint")
+            raise CharRNNError(
+                "no checkpoint found under checkpoints/; train one first or pass checkpoint", "checkpoint"
+            )
         path = max(runs, key=lambda p: max(f.stat().st_mtime for f in p.glob("*.pt")))
     path = Path(path)
     if path.is_dir():

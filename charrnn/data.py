@@ -89,7 +89,8 @@ def read_text(files: list[Path], errors: str = "strict") -> Iterator[str]:
                 except UnicodeDecodeError as e:
                     raise CharRNNError(
                         f"{path} is not valid UTF-8 (byte offset {offset + e.start}); "
-                        "convert it, or pass --encoding-errors replace"
+                        "convert it, or pass encoding_errors replace",
+                        "encoding_errors",
                     ) from None
                 offset += len(block)
                 if not block:

@@ -172,7 +172,7 @@ def profile_checkpoint(
     model, tokenizer = checkpoint.build_model(ckpt)
     sources = corpus or ckpt.data_config.sources
     if "-" in sources:
-        raise CharRNNError(f"{path} was trained on stdin; pass --corpus FILE to measure it")
+        raise CharRNNError(f"{path} was trained on stdin; measure it on a file: corpus FILE", "corpus")
     ids = corpus_ids(tokenizer, sources)
     h, c = measure(model, ids, seq_len, batches, batch_size, seed, device)
     bpc = ckpt.cursor.best_val_bpc if ckpt.cursor is not None else None

@@ -146,8 +146,9 @@ class HalfStepper:
         cfg, rnn = model.cfg, model.rnn
         if not self.supports(cfg.cell, model.head.weight.device):
             raise CharRNNError(
-                f"--precision fp16 needs the CPU, a torch build with fbgemm and one of the cells {', '.join(HALF_CELLS)}; "
-                "use fp32"
+                f"precision fp16 needs the CPU, a torch build with fbgemm and one of the cells {', '.join(HALF_CELLS)}; "
+                "use precision fp32",
+                "precision",
             )
         pack = torch.ops.quantized.linear_prepack_fp16
         self.cell = getattr(torch.ops.quantized, model.spec.half_kernel)

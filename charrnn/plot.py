@@ -160,7 +160,7 @@ def parse_size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise CharRNNError(f"--size must look like 1200x800, got {text!r}") from None
+        raise CharRNNError(f"size must look like 1200x800, got {text!r}", "size") from None
     if not (200 <= width <= 10000 and 200 <= height <= 10000):
-        raise CharRNNError(f"--size must be between 200x200 and 10000x10000 pixels, got {text!r}")
+        raise CharRNNError(f"size must be between 200x200 and 10000x10000 pixels, got {text!r}", "size")
     return width, height

@@ -32,14 +32,14 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise CharRNNError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+        raise CharRNNError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N", "device") from None
     if device.type not in ("cpu", "cuda"):
-        raise CharRNNError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
+        raise CharRNNError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N", "device")
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise CharRNNError(f"device {name} asks for CUDA, but no CUDA GPU is available; use the cpu device")
+            raise CharRNNError(f"device {name} asks for CUDA, but no CUDA GPU is available; use device cpu", "device")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise CharRNNError(f"device {name}: only {torch.cuda.device_count()} GPU(s) present")
+            raise CharRNNError(f"device {name}: only {torch.cuda.device_count()} GPU(s) present", "device")
     return device
 
 
@@ -66,9 +66,11 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     if precision == "fp16":
-        raise CharRNNError("precision fp16 needs a GPU; use bf16 or fp32 on the CPU")
+        raise CharRNNError("precision fp16 needs a GPU; use bf16 or fp32 on the CPU", "precision")
     if precision == "bf16" and not cpu_supports_bf16():
-        raise CharRNNError("this CPU has no bf16 support for recurrent layers (AVX512-BF16); use precision fp32")
+        raise CharRNNError(
+            "this CPU has no bf16 support for recurrent layers (AVX512-BF16); use precision fp32", "precision"
+        )
     # auto: bf16 where the CPU has native bf16 units, else fp32 (emulated bf16 is slower).
     return torch.bfloat16 if precision == "bf16" or (precision == "auto" and cpu_supports_bf16()) else None
 

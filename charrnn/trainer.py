@@ -113,7 +113,9 @@ class Setup:
         device = distributed.device_for(device, dist)
         setup = cls(device, resolve_precision(cfg.precision, device), dist)
         if cfg.batch_size % dist.world:
-            raise CharRNNError(f"batch size {cfg.batch_size} must divide evenly among {dist.world} processes")
+            raise CharRNNError(
+                f"batch_size {cfg.batch_size} must divide evenly among {dist.world} processes", "batch_size"
+            )
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         return setup
@@ -250,7 +252,9 @@ class Trainer:
         dist = setup.dist
         self.batches = BPTTBatches(corpus.train.ids, cfg.batch_size, cfg.seq_len, shard=(dist.rank, dist.world))
         if len(corpus.val.ids) < 2:
-            raise CharRNNError("the validation split is empty; raise the validation fraction or give a validation file")
+            raise CharRNNError(
+                "the validation split is empty; raise val_frac or give a val_file", "val_frac", "val_file"
+            )
         self.state = TrainState(self.model, cfg, setup, self.batches.streams.shape[0])
         if resume is not None:
             self.state.restore(resume, cfg.batch_size)

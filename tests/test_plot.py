@@ -65,5 +65,5 @@ def test_labels_and_errors(trained_run, tmp_path):
     (copy / "metrics.jsonl").write_text("{not json\n")
     with pytest.raises(CharRNNError, match="not valid JSON"):
         read_metrics(str(copy / "best.pt"))
-    with pytest.raises(CharRNNError, match="--size"):
+    with pytest.raises(CharRNNError, match="size must"):
         plot.parse_size("big")
