@@ -32,9 +32,9 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise CharRNNError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N", "device") from None
+        raise CharRNNError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
     if device.type not in ("cpu", "cuda"):
-        raise CharRNNError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N", "device")
+        raise CharRNNError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise CharRNNError(f"device {name} asks for CUDA, but no CUDA GPU is available; use device cpu", "device")

@@ -151,5 +151,5 @@ def test_sampling_auto_precision_falls_back_to_fp32():
     tok = ByteTokenizer()
     model = CharRNN(ModelConfig(vocab_size=tok.vocab_size, cell="indrnn", hidden_size=8))
     assert generate(model, tok, SampleConfig(length=5))[0].settings["precision"] == "fp32"
-    with pytest.raises(CharRNNError, match="--precision fp16"):
+    with pytest.raises(CharRNNError, match="precision fp16 needs the CPU"):
         generate(model, tok, SampleConfig(length=5, precision="fp16"))

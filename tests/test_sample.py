@@ -70,7 +70,7 @@ def test_precision_of_the_generation_step(model_and_tok):
     # The LSTM variants have no fp16 kernel: auto gives fp32, asking for fp16 is an error.
     variant = CharRNN(ModelConfig(vocab_size=model_and_tok[1].vocab_size, cell="lstm-cifg", hidden_size=8))
     assert generate(variant, model_and_tok[1], SampleConfig(length=5))[0].settings["precision"] == "fp32"
-    with pytest.raises(CharRNNError, match="--precision fp16"):
+    with pytest.raises(CharRNNError, match="precision fp16 needs the CPU"):
         generate(variant, model_and_tok[1], SampleConfig(length=5, precision="fp16"))
 
 
