@@ -30,7 +30,7 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from charrnn import checkpoint, runtime, trainer  # noqa: E402
+from charrnn import checkpoint, config, trainer  # noqa: E402
 from charrnn.config import CELLS, DataConfig, TrainConfig  # noqa: E402
 from charrnn.model import num_parameters  # noqa: E402
 from charrnn.ui import TrainProgress  # noqa: E402
@@ -84,7 +84,7 @@ def main() -> None:
     cells = [c.strip() for c in args.cells.split(",") if c.strip()]
     if not Path(args.corpus).is_file() or any(c not in CELLS for c in cells):
         sys.exit(f"needs a corpus file ({args.corpus}) and cells from {', '.join(CELLS)}")
-    budget = None if args.steps else runtime.parse_duration(args.budget)
+    budget = None if args.steps else config.parse_duration(args.budget)
     rows = []
     with tempfile.TemporaryDirectory(prefix="charrnn-cells-") as tmp:
         for cell in cells:

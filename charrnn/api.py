@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from charrnn.config import DataConfig, ModelConfig, SampleConfig, TrainConfig
+from charrnn.config import PARSERS, DataConfig, ModelConfig, SampleConfig, TrainConfig
 from charrnn.errors import CharRNNError
 
 if TYPE_CHECKING:
@@ -31,14 +31,16 @@ if TYPE_CHECKING:
 
 def _split(settings: dict[str, Any], *classes: type) -> list[dict[str, Any]]:
     """Hand each setting to the first config class that declares it; an unknown name is an error."""
+    """Text for a field that declares a parser (a duration such as "10m") is parsed by it."""
     buckets: list[dict[str, Any]] = [{} for _ in classes]
-    names = [{f.name for f in dataclasses.fields(c)} for c in classes]
+    fields = [{f.name: f for f in dataclasses.fields(c)} for c in classes]
     for name, value in settings.items():
-        owner = next((i for i, fields in enumerate(names) if name in fields), None)
+        owner = next((i for i, named in enumerate(fields) if name in named), None)
         if owner is None:
-            known = sorted(set().union(*names))
+            known = sorted(set().union(*fields))
             raise CharRNNError(f"unknown setting {name!r}; the settings are: {', '.join(known)}")
-        buckets[owner][name] = value
+        parse = PARSERS.get(fields[owner][name].metadata.get("parse", ""))
+        buckets[owner][name] = parse(value) if parse and isinstance(value, str) else value
     return buckets
 
 
@@ -48,12 +50,10 @@ def train(
     """Train a new model on text files or folders; returns the run (its folder, steps, best loss).
 
     Example: charrnn.train("input.txt", max_steps=2000, hidden_size=256, cell="gru")."""
-    from charrnn import runtime, trainer
+    from charrnn import trainer
     from charrnn.ui import TrainProgress
 
     sources = [str(p) for p in corpus] if isinstance(corpus, list | tuple) else [str(corpus)]
-    if isinstance(settings.get("time_budget"), str):
-        settings["time_budget"] = runtime.parse_duration(settings["time_budget"])
     data, model, cfg = _split(settings, DataConfig, ModelConfig, TrainConfig)
     if "vocab_size" in model:
         raise CharRNNError("vocab_size of the model comes from the tokenizer")

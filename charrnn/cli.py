@@ -24,6 +24,7 @@ from charrnn.config import (
     SampleConfig,
     SampleOutput,
     TrainConfig,
+    parse_duration,
 )
 from charrnn.errors import CharRNNError
 from charrnn.options import Options, command
@@ -106,7 +107,6 @@ def demo(o: Options) -> None:
     from charrnn import data
     from charrnn import sample as sampling
     from charrnn import trainer as training
-    from charrnn.runtime import parse_duration
     from charrnn.ui import SampleWriter, TrainProgress
 
     files = data.stdlib_sources()
@@ -219,7 +219,7 @@ def gradflow(o: Options) -> None:
     from rich.console import Console
 
     from charrnn import gradflow as lens
-    from charrnn.runtime import parse_duration, resolve_device
+    from charrnn.runtime import resolve_device
 
     if cfg.compare:
         model_cfg = {"hidden_size": cfg.hidden_size, "embed_size": 64, "layers": cfg.layers, "dropout": 0.0}

@@ -9,6 +9,7 @@ Each dataclass checks its own values and raises CharRNNError naming the field to
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,22 @@ def _check_positive(obj: object, *names: str) -> None:
         value = getattr(obj, name)
         if value is not None and value <= 0:
             raise CharRNNError(f"{name} must be positive, got {value}", name)
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '10m', '1.5h', '1h30m' or plain seconds -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd])", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise CharRNNError(f"cannot read duration {text!r}; write it like 90s, 10m or 1h30m")
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+# What a field's `parse` metadata names: how the text given for it becomes its value.
+PARSERS = {"duration": parse_duration}
 
 
 @dataclass

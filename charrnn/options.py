@@ -59,18 +59,9 @@ def shown_default(f: Field) -> str | None:
     return ("yes" if value else "no") if isinstance(value, bool) else str(value)
 
 
-def _parse_duration(text: str) -> float:
-    from charrnn.runtime import parse_duration  # imports torch: only when the option is given
-
-    return parse_duration(text)
-
-
-_PARSERS: dict[str, Callable[[str], Any]] = {"duration": _parse_duration}
-
-
 def _parameter(f: Field, hint: Any, given_only: bool) -> inspect.Parameter:
     meta = f.metadata
-    parse = _PARSERS.get(meta.get("parse", ""))
+    parse = config.PARSERS.get(meta.get("parse", ""))
     kind = str if parse else hint
     default = _default(f)
     if given_only or "cli_default" in meta:

@@ -1,4 +1,4 @@
-"""Where and how tensors run: the device, the autocast precision, and durations given as text.
+"""Where and how tensors run: the device and the autocast precision.
 
 Training, sampling, evaluation and gradflow all use these; none of them imports the trainer for it.
 """
@@ -6,23 +6,10 @@ Training, sampling, evaluation and gradflow all use these; none of them imports 
 from __future__ import annotations
 
 import os
-import re
 
 import torch
 
 from charrnn.errors import CharRNNError
-
-
-def parse_duration(text: str) -> float:
-    """'90s', '10m', '1.5h', '1h30m' or plain seconds -> seconds."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    text = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd])", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise CharRNNError(f"cannot read duration {text!r}; write it like 90s, 10m or 1h30m")
-    return sum(float(n) * units[u] for n, u in parts)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -66,3 +66,10 @@ def test_unknown_settings_and_bad_values_are_named(run, corpus_file):
         charrnn.load(run.run_dir).generate(top_p=2.0)
     with pytest.raises(CharRNNError, match="unknown setting 'hidden'"):
         charrnn.train(corpus_file, hidden=12)
+
+
+def test_a_duration_is_read_by_its_field_s_parser():
+    from charrnn.api import _split
+    from charrnn.config import TrainConfig
+
+    assert _split({"time_budget": "1h30m", "max_steps": 5}, TrainConfig) == [{"time_budget": 5400.0, "max_steps": 5}]

@@ -7,17 +7,6 @@ from charrnn import runtime
 from charrnn.errors import CharRNNError
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("10m", 600), ("1h30m", 5400), ("45", 45), ("1.5h", 5400)])
-def test_durations(text, seconds):
-    assert runtime.parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "10x", "m", "-5s"])
-def test_bad_durations(text):
-    with pytest.raises(CharRNNError, match="duration"):
-        runtime.parse_duration(text)
-
-
 def test_precision_and_device_checks():
     assert runtime.resolve_device("cpu").type == "cpu"
     with pytest.raises(CharRNNError, match="unknown device"):
