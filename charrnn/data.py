@@ -197,7 +197,7 @@ def _encode_to_file(
             yield chunk
 
     with atomic_write(path) as f:
-        for ids in tokenizers.encode_blocks(tok, counted(), unknown):
+        for ids in tok.encode_blocks(counted(), unknown):
             f.write(ids.astype(dtype).tobytes())
             n_tokens += len(ids)
     return n_tokens, n_chars

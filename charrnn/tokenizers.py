@@ -47,6 +47,8 @@ class Tokenizer(Protocol):
 
     def encode(self, text: str, unknown: str = "error") -> np.ndarray: ...  # integer ids, dtype varies
 
+    def encode_blocks(self, blocks: Iterable[str], unknown: str = "error") -> Iterator[np.ndarray]: ...
+
     def decode(self, ids: Iterable[int]) -> str: ...
 
     def to_state(self) -> dict: ...
@@ -59,7 +61,8 @@ def decode(tokenizer: Tokenizer, ids: Iterable[int]) -> str:
 
 
 class _Base:
-    """What every tokenizer class shares: what its fit needs, decoding through `pieces`."""
+    """What every tokenizer class shares: what its fit needs, decoding through `pieces`, encoding a
+    stream of blocks (one after another; a tokenizer that gains from more cores overrides it)."""
 
     fit_chars = False  # fit() needs the corpus's character set
     fit_sample = False  # fit() needs a sample of its sentences
@@ -68,6 +71,10 @@ class _Base:
 
     def decode(self, ids: Iterable[int]) -> str:
         return decode(self, ids)
+
+    def encode_blocks(self, blocks: Iterable[str], unknown: str = "error") -> Iterator[np.ndarray]:
+        """encode() of each block, in order."""
+        return (self.encode(block, unknown) for block in blocks)
 
 
 class StreamDecoder:
@@ -396,13 +403,6 @@ def _in_order(pool: Executor, fn: Callable, items: Iterable, depth: int) -> Iter
         pending.append(pool.submit(fn, item))
     while pending:
         yield pending.popleft().result()
-
-
-def encode_blocks(tokenizer: Tokenizer, blocks: Iterable[str], unknown: str = "error") -> Iterator[np.ndarray]:
-    """tokenizer.encode of each block, in order; SentencePiece uses every core for it."""
-    if isinstance(tokenizer, SentencePieceTokenizer):
-        return tokenizer.encode_blocks(blocks, unknown)
-    return (tokenizer.encode(block, unknown) for block in blocks)
 
 
 def from_state(state: dict) -> Tokenizer:
