@@ -64,6 +64,7 @@ def train(
         out=None if out is None else str(out),
         overwrite=overwrite,
         progress=TrainProgress(enabled=False),
+        train_given=cfg.keys(),
     )
 
 

@@ -63,7 +63,8 @@ def train(o: Options) -> None:
         if not o["sources"]:
             raise CharRNNError("no corpus given; name a text file, a folder, or - for stdin (or --resume RUN)")
         data = DataConfig(**data_cfg)
-        result = training.train(data, model_cfg, TrainConfig(**cfg), o["out"], o["overwrite"], progress, sys.argv)
+        train_cfg = TrainConfig(**cfg)
+        result = training.train(data, model_cfg, train_cfg, o["out"], o["overwrite"], progress, sys.argv, cfg.keys())
     if result.signal is not None:
         console.print(f"stopped by signal; saved {result.run_dir / 'last.pt'} at step {result.steps}")
         raise typer.Exit(128 + result.signal)

@@ -173,6 +173,14 @@ class TrainConfig:
     time_budget: float | None = setting(  # seconds
         None, "Stop after this much training time, e.g. 90s, 10m, 1h30m.", panel=TRAIN, shown="none", parse="duration"
     )
+    size: str | None = setting(
+        None,
+        "auto: measure this machine's speed for a few model sizes and fit layers, hidden size, dropout, batch "
+        "and learning rate to --time-budget (options given explicitly win); default: the fixed defaults.",
+        panel=TRAIN,
+        choices=("auto", "default"),
+        shown="auto with --time-budget and no --hidden-size/--layers, else default",
+    )
     eval_every: int = setting(500, "Evaluate on the whole validation split every N steps.", panel=TRAIN)
     save_every: int | None = setting(
         None, "Also write last.pt every N steps.", panel=TRAIN, shown="at each evaluation only"
@@ -202,6 +210,10 @@ class TrainConfig:
         if self.warmup_steps < 0 or self.weight_decay < 0:
             raise CharRNNError("warmup_steps and weight_decay must not be negative", "warmup_steps", "weight_decay")
         _check_choice(self, "precision")
+        if self.size is not None:
+            _check_choice(self, "size")
+        if self.size == "auto" and not self.time_budget:
+            raise CharRNNError("size auto fits the model to time_budget; give one", "size", "time_budget")
         if self.max_steps is None and self.epochs is None and self.time_budget is None:
             self.epochs = 10
 

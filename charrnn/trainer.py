@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
 import math
 import os
 import random
 import signal
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from charrnn import checkpoint, distributed
+from charrnn import autosize, checkpoint, distributed
 from charrnn.checkpoint import Checkpoint, Cursor, RngState
 from charrnn.config import DataConfig, ModelConfig, TrainConfig
 from charrnn.data import BPTTBatches, Corpus, load_corpus
@@ -464,17 +466,49 @@ def train(
     overwrite: bool = False,
     progress: TrainProgress | None = None,
     command: list[str] | None = None,
+    train_given: Collection[str] | None = None,
 ) -> TrainResult:
-    """Train a new model. `model_cfg` holds ModelConfig fields except vocab_size; `command`, the
-    command line that asked for the run, is recorded in its checkpoints."""
+    """Train a new model. `model_cfg` holds the ModelConfig fields given (not vocab_size); `command`, the
+    command line that asked for the run, is recorded in its checkpoints; `train_given` names the
+    TrainConfig fields the user set (None: those that differ from the defaults), which --size auto keeps."""
     setup = Setup.start(cfg)
     run_dir = new_run_dir(out, data_cfg.sources, overwrite) if setup.is_main else Path(".")
     if setup.dist.world > 1:
         run_dir = Path(distributed.broadcast_str(str(run_dir)))
     logger = MetricsLogger(run_dir, progress, cfg.tensorboard, setup.is_main)
     corpus = load_corpus(data_cfg)
+    choice = None
+    if autosize.applies(cfg, model_cfg):
+        choice = _fit_size(setup, corpus, cfg, model_cfg, train_given)
+        model_cfg, cfg = {**choice.model, **model_cfg}, replace(cfg, **choice.train)
     model = CharRNN(ModelConfig(vocab_size=corpus.tokenizer.vocab_size, **model_cfg))
-    return Trainer(setup, cfg, data_cfg, corpus, model, run_dir, logger, command).run()
+    trainer = Trainer(setup, cfg, data_cfg, corpus, model, run_dir, logger, command)
+    if choice is not None:
+        trainer.cursor.elapsed = choice.probe_secs  # probing counts against the time budget
+        if setup.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "autosize.json").write_text(json.dumps(choice.to_dict(), indent=1) + "\n")
+    return trainer.run()
+
+
+def _fit_size(
+    setup: Setup, corpus: Corpus, cfg: TrainConfig, model_cfg: dict[str, Any], train_given: Collection[str] | None
+) -> autosize.Choice:
+    """--size auto on the first process, its choice shared with the others; logged."""
+    if train_given is None:  # a library call: what differs from the defaults was given
+        train_given = [f for f in autosize.AUTO_TRAIN_FIELDS if getattr(cfg, f) != getattr(TrainConfig(epochs=1), f)]
+    choice = None
+    if setup.is_main:
+        choice = autosize.fit(corpus, cfg, model_cfg, train_given, setup.device, setup.autocast_dtype)
+    if setup.dist.world > 1:
+        choice = autosize.Choice.from_dict(
+            json.loads(distributed.broadcast_str(json.dumps(choice and choice.to_dict())))
+        )
+    assert choice is not None
+    speeds = ", ".join(f"{p.name} {p.chars_per_sec:,.0f}" for p in choice.probes)
+    settings = ", ".join(f"{k} {v}" for k, v in {**choice.model, **choice.train}.items())
+    log.info("size auto: %s (%s) from chars/s %s; measured in %.1f s", choice.name, settings, speeds, choice.probe_secs)
+    return choice
 
 
 def resume(
