@@ -28,6 +28,7 @@ from charrnn import trainer as training
 from charrnn.config import DataConfig, TrainConfig
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN
+from charrnn.registry import CELL_INFO
 from charrnn.runtime import resolve_device
 from charrnn.tokenizers import Tokenizer
 from charrnn.ui import TrainProgress
@@ -180,12 +181,12 @@ def profile_checkpoint(
 
 
 def variants(cells: list[str], forget_biases: list[float]) -> list[tuple[str, str, float]]:
-    """(label, cell, forget bias) for each model to compare; the LSTM once per forget bias."""
+    """(label, cell, forget bias) for each model to compare; a cell with a forget gate once per bias."""
     out = []
     for cell in cells:
-        biases = forget_biases if cell == "lstm" else [0.0]
+        biases = forget_biases if CELL_INFO[cell].forget_gate else [0.0]
         for fb in biases:
-            out.append((f"lstm fb={fb:g}" if cell == "lstm" and len(biases) > 1 else cell, cell, fb))
+            out.append((f"{cell} fb={fb:g}" if len(biases) > 1 else cell, cell, fb))
     return out
 
 

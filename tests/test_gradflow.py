@@ -71,6 +71,12 @@ def test_variants_label_each_forget_bias():
         ("lstm fb=1", "lstm", 1.0),
     ]
     assert gradflow.variants(["lstm"], [0.0]) == [("lstm", "lstm", 0.0)]
+    # Every cell with a forget gate gets the sweep, not only nn.LSTM.
+    assert [label for label, _, _ in gradflow.variants(["lstm-cifg", "gru"], [0.0, 1.0])] == [
+        "lstm-cifg fb=0",
+        "lstm-cifg fb=1",
+        "gru",
+    ]
 
 
 def test_checkpoint_profile_table_and_plot(trained_run, corpus_file, tmp_path):
