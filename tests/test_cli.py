@@ -209,7 +209,8 @@ def test_a_signal_saves_last_and_exits_with_its_code(tmp_path, corpus_file, sig,
     )
     metrics = tmp_path / "run" / "metrics.jsonl"
     deadline = time.time() + 120
-    while not metrics.exists() and time.time() < deadline:  # wait until it is really training
+    # Wait until it is really training: the first record comes at step 50 (the file may exist before).
+    while not (metrics.exists() and metrics.read_text().strip()) and time.time() < deadline:
         time.sleep(0.2)
     proc.send_signal(sig)
     assert proc.wait(timeout=120) == code
