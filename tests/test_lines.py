@@ -210,3 +210,11 @@ def test_nproc_two_with_lines(names_run, tmp_path):
     trained = charrnn("train", str(names), *args, "--out", str(tmp_path / "run"), cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["cursor"]["step"] == 4
+
+
+def test_python_api_samples_items(names_run):
+    import charrnn
+
+    _, run = names_run
+    samples = charrnn.load(run, device="cpu").samples(num_samples=4, seed=2, length=40)
+    assert len(samples) == 4 and all(s.text and "\n" not in s.text for s in samples)
