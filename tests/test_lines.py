@@ -204,8 +204,9 @@ def test_items_lines_with_sentencepiece(tmp_path):
     assert len(texts) == 5 and not any("\n" in t for t in texts)  # model may hold a \r: jsonl shows it as is
 
 
-def test_nproc_two_with_lines(names_run, tmp_path):
-    names, _ = names_run
+def test_nproc_two_with_lines(tmp_path):
+    names = tmp_path / "names.txt"
+    names.write_text(corpora.names(600, seed=2), encoding="utf-8")
     args = ["--items", "lines", *SMALL, "--max-steps", "4", "--eval-every", "4", "--nproc", "2", "--device", "cpu"]
     trained = charrnn("train", str(names), *args, "--out", str(tmp_path / "run"), cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
