@@ -76,8 +76,11 @@ class Model:
 
         self.path = checkpoint.resolve(path)
         self.device = runtime.resolve_device(device)
-        network, self.tokenizer = checkpoint.build_model(checkpoint.load(self.path))
+        ckpt = checkpoint.load(self.path)
+        network, self.tokenizer = checkpoint.build_model(ckpt)
         self.network = network.to(self.device)
+        # Trained with items lines: every sample is one item, from the reset state to its newline.
+        self.lines = ckpt.data_config is not None and ckpt.data_config.items == "lines"
 
     @property
     def info(self) -> dict[str, str]:
@@ -115,7 +118,12 @@ class Model:
         from charrnn import sample
 
         (fields,) = _split(settings, SampleConfig)
-        return sample.generate(self.network, self.tokenizer, SampleConfig(**fields), self.device, emit=emit)
+        cfg = SampleConfig(**fields)
+        if self.lines:
+            from charrnn.lines import item_config
+
+            cfg = item_config(cfg)
+        return sample.generate(self.network, self.tokenizer, cfg, self.device, emit=emit, lines=self.lines)
 
 
 def load(path: str | Path | None = None, device: str = "auto") -> Model:

@@ -23,6 +23,7 @@ from charrnn.config import (
     NoveltyConfig,
     SampleConfig,
     SampleOutput,
+    Shared,
     TrainConfig,
     parse_duration,
 )
@@ -84,17 +85,26 @@ def sample(o: Options) -> None:
     echo "ROMEO:" | charrnn sample --top-p 0.9
     """
     _setup(False)
-    out = o.make(SampleOutput)
+    out, shared = o.make(SampleOutput), o.make(Shared)
     if o["prime"] is None and not sys.stdin.isatty():
-        o["prime"] = sys.stdin.read()
+        from charrnn.data import read_stdin_text
+
+        o["prime"] = read_stdin_text(shared.encoding)
     cfg = o.make(SampleConfig, prime=o["prime"] or "", stop=o["stop"] or [])
     from charrnn import sample as sampling
+    from charrnn.lines import sample_settings
     from charrnn.ui import SampleWriter
 
     model, tok, device = _load(o)
+    lines = o["run_items"] == "lines"
+    separator, end = out.separator_text(), ""
+    if lines:  # one item per sample, printed one per line
+        cfg, separator, end = sample_settings(cfg, out)
     with _closed_pipe_ends_quietly():
-        writer = SampleWriter(sys.stdout, out.format, out.separator_text(), cfg)
-        writer.finish(sampling.generate(model, tok, cfg, device, emit=writer.emit))
+        writer = SampleWriter(sys.stdout, out.format, separator, cfg)
+        writer.finish(sampling.generate(model, tok, cfg, device, emit=writer.emit, lines=lines))
+        if out.format == "text":
+            sys.stdout.write(end)
 
 
 @command(app, *options.COMMANDS["demo"])
@@ -152,17 +162,20 @@ def eval_(o: Options) -> None:
     Example: charrnn eval held_out.txt -c checkpoints/my-run
     """
     _setup(False)
-    cfg = o.make(EvalConfig)
+    cfg, shared = o.make(EvalConfig), o.make(Shared)
     import json
     import tempfile
 
     from charrnn import data
     from charrnn.evaluate import evaluate_text
+    from charrnn.lines import newline_id
 
     model, tok, device = _load(o)
+    newline = newline_id(tok) if o["run_items"] == "lines" else None  # score each line from a reset state
     with tempfile.TemporaryDirectory(prefix="charrnn-eval-") as spool:
         files = data.resolve_sources(cfg.files, Path(spool))
-        result = evaluate_text(model, tok, data.read_text(files), device, cfg.unknown)
+        text = data.read_text(files, encoding=shared.encoding)
+        result = evaluate_text(model, tok, text, device, cfg.unknown, newline=newline)
     if o["json"]:
         print(json.dumps(result.as_dict()))
     else:
@@ -192,7 +205,7 @@ def novelty(o: Options) -> None:
     Example: charrnn sample --length 5000 | charrnn novelty - --corpus input.txt
     """
     _setup(False)
-    cfg = o.make(NoveltyConfig)
+    cfg, codec = o.make(NoveltyConfig), o.make(Shared).encoding
     import json
     import tempfile
 
@@ -200,8 +213,9 @@ def novelty(o: Options) -> None:
     from charrnn import novelty as memorisation
 
     with tempfile.TemporaryDirectory(prefix="charrnn-novelty-") as spool:
-        sample_text = "".join(data.read_text(data.resolve_sources([cfg.sample_file], Path(spool))))
-        result = memorisation.novelty(sample_text, data.read_text(data.resolve_sources(cfg.corpus, Path(spool))))
+        sample_text = "".join(data.read_text(data.resolve_sources([cfg.sample_file], Path(spool)), encoding=codec))
+        corpus = data.read_text(data.resolve_sources(cfg.corpus, Path(spool)), encoding=codec)
+        result = memorisation.novelty(sample_text, corpus, items=cfg.items == "lines")
     with _closed_pipe_ends_quietly():
         sys.stdout.write(
             json.dumps(result.as_dict(), ensure_ascii=False) + "\n" if o["json"] else memorisation.report(result)
@@ -252,7 +266,9 @@ def _load(o: Options):
     from charrnn.runtime import resolve_device
 
     device = resolve_device(o["device"])
-    model, tok = ckpts.build_model(ckpts.load(ckpts.resolve(o["checkpoint"])))
+    ckpt = ckpts.load(ckpts.resolve(o["checkpoint"]))
+    model, tok = ckpts.build_model(ckpt)
+    o["run_items"] = ckpt.data_config.items if ckpt.data_config is not None else "text"  # how it was trained
     return model.to(device), tok, device
 
 

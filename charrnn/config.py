@@ -8,6 +8,7 @@ Each dataclass checks its own values and raises CharRNNError naming the field to
 
 from __future__ import annotations
 
+import codecs
 import math
 import re
 from dataclasses import MISSING, dataclass, field
@@ -21,6 +22,15 @@ TOKENIZERS = tuple(TOKENIZER_INFO)
 CELLS = tuple(CELL_INFO)
 LSTM_CELLS = tuple(name for name, info in CELL_INFO.items() if info.cell_state)  # the cells whose state is (h, c)
 DEVICE_HELP = "auto, cpu, cuda or cuda:N; auto picks a GPU when there is one."
+
+ENCODING_HELP = (
+    "The text's encoding: any Python codec (utf-8, latin-1, cp1252, gb18030, shift_jis, utf-16, ...); "
+    "a UTF-8 or UTF-16 byte-order mark at the start of a file is recognised and dropped."
+)
+ITEMS_HELP = (
+    "text: one continuous stream; lines: every line is an independent item (names, titles): training "
+    "starts each line from a reset state, sampling writes one line per sample."
+)
 
 # Help panels of `charrnn train --help`.
 DATA, MODEL, TRAIN, RUN = "Data", "Model", "Training", "Run"
@@ -77,6 +87,21 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * units[u] for n, u in parts)
 
 
+def check_encoding(obj: object, name: str = "encoding") -> None:
+    """The field names a text codec Python knows (not a bytes-to-bytes one such as base64)."""
+    value = getattr(obj, name)
+    try:
+        known = codecs.lookup(value)._is_text_encoding  # type: ignore[attr-defined]
+    except (LookupError, TypeError):
+        known = False
+    if not known:
+        raise CharRNNError(
+            f"{name} {value!r} is not a text codec Python knows; try utf-8, latin-1, cp1252, gb18030, shift_jis "
+            "or utf-16",
+            name,
+        )
+
+
 # What a field's `parse` metadata names: how the text given for it becomes its value.
 PARSERS = {"duration": parse_duration}
 
@@ -106,6 +131,8 @@ class DataConfig:
         choices=("strict", "replace"),
     )
     cache_dir: str = setting("data/cache", "Where tokenized corpora are cached.", panel=DATA)
+    encoding: str = setting("utf-8", ENCODING_HELP, panel=DATA)
+    items: str = setting("text", ITEMS_HELP, panel=DATA, choices=("text", "lines"))
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -118,6 +145,8 @@ class DataConfig:
                 f"vocab_size must be at least 300 for {self.tokenizer}, got {self.vocab_size}", "vocab_size"
             )
         _check_choice(self, "encoding_errors")
+        check_encoding(self)
+        _check_choice(self, "items")
 
 
 @dataclass
@@ -250,6 +279,10 @@ class Shared:
     )
     device: str = setting("auto", DEVICE_HELP)
     json: bool = setting(False, "Print one JSON object instead of the table.", flags=("--json",))
+    encoding: str = setting("utf-8", ENCODING_HELP)
+
+    def __post_init__(self) -> None:
+        check_encoding(self)
 
 
 @dataclass
@@ -386,8 +419,14 @@ class PlotConfig:
 class NoveltyConfig:
     sample_file: str = setting(help="The generated text, or - for stdin.", argument=True)
     corpus: list[str] = setting(help="The training corpus: files or folders (repeatable).", required=True, shown="")
+    items: str = setting(
+        "text",
+        "lines: also count the sample's lines that occur as whole lines of the corpus (exact matches).",
+        choices=("text", "lines"),
+    )
 
     def __post_init__(self) -> None:
+        _check_choice(self, "items")
         if "-" in self.corpus:
             raise CharRNNError("corpus must name files or folders; only the sample may come from stdin", "corpus")
 

@@ -72,39 +72,92 @@ def resolve_sources(sources: list[str], spool_dir: Path) -> list[Path]:
     return files
 
 
-def read_text(files: list[Path], errors: str = "strict") -> Iterator[str]:
-    """Stream the files as text in blocks of whole lines; check UTF-8 and reject binary data."""
-    for path in files:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors=errors)
-        offset = 0
+# Byte-order marks recognised at the start of a file, and the codec each announces.
+BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+
+
+def sniff_bom(head: bytes, encoding: str) -> tuple[str, int]:
+    """The codec to read a file with and the length of its byte-order mark, which is dropped.
+
+    utf-8 (the default) also recognises a UTF-16 mark, so a file saved as "Unicode" on Windows reads
+    as it is; a named UTF-16 codec skips a mark of its own; other codecs read the bytes as they are.
+    """
+    name = codecs.lookup(encoding).name
+    for bom, codec in BOMS:
+        if head.startswith(bom) and (name in ("utf-8", codec) or (name == "utf-16" and codec != "utf-8")):
+            return codec, len(bom)
+    return encoding, 0
+
+
+def _nul_offset(block: bytes, text: str, start: int, codec: str) -> int | None:
+    """The byte offset of the first NUL (a binary file) in a block, or None. ASCII-compatible codecs
+    show it as a zero byte; the others (UTF-16, UTF-32) as a decoded NUL character."""
+    if "\0".encode(codec) == b"\0":
+        at = block.find(b"\0")
+        return None if at < 0 else start + at
+    at = text.find("\0")
+    return None if at < 0 else start + len(text[:at].encode(codec))
+
+
+def read_file_text(path: Path, errors: str = "strict", encoding: str = "utf-8") -> Iterator[str]:
+    """One file as text in blocks of whole lines, decoded incrementally (flat memory, any codec).
+
+    A decoding error names the file and the byte offset of the bad bytes: the decoder's exception
+    counts from the bytes it still held from the previous block, so those are subtracted.
+    """
+    with open(path, "rb") as f:
+        head = f.read(4)
+        codec, offset = sniff_bom(head, encoding)
+        f.seek(offset)
+        decoder = codecs.getincrementaldecoder(codec)(errors=errors)
         carry = ""
-        with open(path, "rb") as f:
-            while True:
-                block = f.read(READ_BLOCK)
-                nul = block.find(b"\0")
-                if nul >= 0:
-                    raise CharRNNError(f"{path} looks binary (NUL byte at offset {offset + nul}); give a text file")
-                try:
-                    text = decoder.decode(block, final=not block)
-                except UnicodeDecodeError as e:
-                    raise CharRNNError(
-                        f"{path} is not valid UTF-8 (byte offset {offset + e.start}); "
-                        "convert it, or pass encoding_errors replace",
-                        "encoding_errors",
-                    ) from None
-                offset += len(block)
-                if not block:
-                    if carry:
-                        yield carry
-                    break
-                text = carry + text
-                cut = text.rfind("\n") + 1  # keep lines whole across blocks (matters for BPE)
-                if cut == 0 and len(text) < READ_BLOCK:
-                    carry = text
-                    continue
-                cut = cut or len(text)
-                carry = text[cut:]
-                yield text[:cut]
+        while True:
+            block = f.read(READ_BLOCK)
+            held = len(decoder.getstate()[0])
+            try:
+                text = decoder.decode(block, final=not block)
+            except UnicodeDecodeError as e:
+                shown = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
+                raise CharRNNError(
+                    f"{path} is not valid {shown} (byte offset {offset - held + e.start}); "
+                    "convert it, name its encoding, or pass encoding_errors replace",
+                    "encoding_errors",
+                    "encoding",
+                ) from None
+            nul = _nul_offset(block, text, offset - held, codec)
+            if nul is not None:
+                raise CharRNNError(f"{path} looks binary (NUL byte at offset {nul}); give a text file")
+            offset += len(block)
+            if not block:
+                if carry + text:
+                    yield carry + text
+                break
+            text = carry + text
+            cut = text.rfind("\n") + 1  # keep lines whole across blocks (matters for BPE)
+            if cut == 0 and len(text) < READ_BLOCK:
+                carry = text
+                continue
+            cut = cut or len(text)
+            carry = text[cut:]
+            yield text[:cut]
+
+
+def read_stdin_text(encoding: str) -> str:
+    """All of stdin (a piped prime) decoded as read_file_text decodes a file, its line ends
+    made newlines as text-mode stdin makes them."""
+    raw = sys.stdin.buffer.read()
+    codec, skip = sniff_bom(raw[:4], encoding)
+    try:
+        text = raw[skip:].decode(codec)
+    except UnicodeDecodeError as e:
+        raise CharRNNError(f"stdin is not valid {encoding} (byte offset {skip + e.start})", "encoding") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def read_text(files: list[Path], errors: str = "strict", encoding: str = "utf-8") -> Iterator[str]:
+    """Stream the files as text in blocks of whole lines; check the encoding and reject binary data."""
+    for path in files:
+        yield from read_file_text(path, errors, encoding)
 
 
 def fingerprint(files: list[Path]) -> str:
@@ -138,7 +191,7 @@ class Scan:
     sample: list[str]  # SentencePiece training sentences, at most about SP_SAMPLE_CHARS
 
 
-def scan(files: list[Path], errors: str, tokenizer: str | None) -> Scan:
+def scan(files: list[Path], errors: str, tokenizer: str | None, encoding: str = "utf-8") -> Scan:
     """Count the characters; collect what the named tokenizer fits on (None: a given tokenizer,
     nothing): the character set, or a training sample of sentences.
 
@@ -149,7 +202,7 @@ def scan(files: list[Path], errors: str, tokenizer: str | None) -> Scan:
     rng = random.Random(0)  # the same corpus gives the same sample, so the same tokenizer
     result = Scan(0, tokenizers.CharSet(), [])
     fits = tokenizer_class(tokenizer) if tokenizer is not None else None
-    for chunk in read_text(files, errors):
+    for chunk in read_text(files, errors, encoding):
         result.n_chars += len(chunk)
         if fits is not None and fits.fit_chars:
             result.chars.add(chunk)
@@ -252,14 +305,16 @@ def load_corpus(
         if tokenizer
         else f"{cfg.tokenizer}-{cfg.vocab_size if TOKENIZER_INFO[cfg.tokenizer].uses_vocab_size else ''}"
     )
-    key = hashlib.sha256(f"{CACHE_FORMAT}|{sha}|{val_sha}|{tok_key}|{cfg.encoding_errors}".encode()).hexdigest()[:24]
+    codec = "" if cfg.encoding == "utf-8" else f"|{cfg.encoding}"  # UTF-8 corpora keep their cache keys
+    key = f"{CACHE_FORMAT}|{sha}|{val_sha}|{tok_key}|{cfg.encoding_errors}{codec}"
+    key = hashlib.sha256(key.encode()).hexdigest()[:24]
     meta_path = cache / f"{key}.json"
     train_path, val_path = cache / f"{key}.train.bin", cache / f"{key}.val.bin"
 
     meta = _read_meta(meta_path, train_path, val_path)
     if meta is None:
         given_tokenizer = tokenizer
-        found = scan(files, cfg.encoding_errors, cfg.tokenizer if tokenizer is None else None)
+        found = scan(files, cfg.encoding_errors, cfg.tokenizer if tokenizer is None else None, cfg.encoding)
         if found.n_chars == 0:
             raise CharRNNError("the corpus is empty; give a file with some text in it")
         if tokenizer is None:
@@ -268,10 +323,11 @@ def load_corpus(
         # A separate validation file may hold characters the training text never shows.
         val_unknown = "skip" if val_files or given_tokenizer is not None else "error"
         if val_files:
-            train_chunks, val_chunks = read_text(files, cfg.encoding_errors), read_text(val_files, cfg.encoding_errors)
+            train_chunks = read_text(files, cfg.encoding_errors, cfg.encoding)
+            val_chunks = read_text(val_files, cfg.encoding_errors, cfg.encoding)
         else:
             n_train = found.n_chars - int(found.n_chars * cfg.val_frac)
-            train_chunks, val_chunks = _split_chars(read_text(files, cfg.encoding_errors), n_train)
+            train_chunks, val_chunks = _split_chars(read_text(files, cfg.encoding_errors, cfg.encoding), n_train)
         cache.mkdir(parents=True, exist_ok=True)
         train_unknown = "error" if given_tokenizer is None else "skip"
         train_tokens, train_chars = _encode_to_file(train_chunks, tokenizer, train_path, dtype, train_unknown)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from charrnn.data import BPTTBatches
 from charrnn.errors import CharRNNError
+from charrnn.lines import LineBatches
 from charrnn.model import CharRNN, State
 from charrnn.runtime import autocast
 from charrnn.tokenizers import Tokenizer
@@ -116,6 +117,34 @@ def evaluate_ids(
     return EvalResult(count, chars, total.item(), 0, len(ids))
 
 
+@torch.inference_mode()
+def evaluate_lines(
+    model: CharRNN,
+    ids: np.ndarray,
+    chars: int,
+    batch_size: int,
+    seq_len: int,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None = None,
+    *,
+    newline: int,
+) -> EvalResult:
+    """A split read as independent lines (`items lines`): each from a reset state, as training reads
+    them (charrnn.lines), its newline predicted. Every token of the text is predicted once."""
+    batches = LineBatches(ids, newline, max(batch_size, MIN_EVAL_STREAMS), seq_len, seed=None)
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    count = 0
+    for i in range(len(batches)):
+        x, y = (t.to(device, non_blocking=True) for t in batches.get(i))
+        nats, _ = _summed_loss(model, x, y, model.init_state(x.shape[0], device), autocast_dtype)
+        total += nats
+        count += batches.predicted(i)
+    model.train(was_training)
+    return EvalResult(count, chars, total.item(), 0, len(ids))
+
+
 class _Scorer:
     """Feeds ids through the model in chunks, carrying the state and the last id across calls."""
 
@@ -144,12 +173,15 @@ def evaluate_text(
     device: torch.device | str = "cpu",
     unknown: str = "skip",
     chunk_tokens: int = CHUNK_TOKENS,
+    newline: int | None = None,
 ) -> EvalResult:
     """Nats per token and bits per character of a text given as a stream of chunks.
 
     The whole text is one sequence: the hidden state runs on from chunk to chunk, so the
     result does not depend on how the text is cut (up to a subword tokenizer's choices at the
     cuts). `unknown="skip"` leaves out characters a char model never saw (and counts them).
+    With `newline` (a run trained with items lines) each line is scored on its own from a reset
+    state instead, as validation does; the blocks read_text gives hold whole lines.
     """
     was_training = model.training
     model.eval()
@@ -161,7 +193,12 @@ def evaluate_text(
             skipped += len(chunk) - len(ids)
         chars += len(chunk)
         text_tokens += len(ids)
-        scorer.feed(ids)
+        if newline is None:
+            scorer.feed(ids)
+        elif len(ids):
+            part = evaluate_lines(model, ids, 0, MIN_EVAL_STREAMS, chunk_tokens, scorer.device, newline=newline)
+            scorer.nats += part.nats
+            scorer.tokens += part.tokens
     scorer.feed(np.zeros(0, dtype=np.int64), final=True)
     model.train(was_training)
     if scorer.tokens == 0:

@@ -61,10 +61,12 @@ class Profile:
         return int(below[0]) + 1 if len(below) else None
 
 
-def corpus_ids(tokenizer: Tokenizer, sources: list[str], max_chars: int = MAX_TEXT_CHARS) -> np.ndarray:
+def corpus_ids(
+    tokenizer: Tokenizer, sources: list[str], max_chars: int = MAX_TEXT_CHARS, encoding: str = "utf-8"
+) -> np.ndarray:
     """The first `max_chars` characters of the corpus as token ids (unknown characters dropped)."""
     parts, seen = [], 0
-    for chunk in data.read_text(data.resolve_sources(sources, Path(tempfile.gettempdir())), "replace"):
+    for chunk in data.read_text(data.resolve_sources(sources, Path(tempfile.gettempdir())), "replace", encoding):
         parts.append(tokenizer.encode(chunk[: max_chars - seen], unknown="skip"))
         seen += len(chunk)
         if seen >= max_chars:
@@ -174,7 +176,7 @@ def profile_checkpoint(
     sources = corpus or ckpt.data_config.sources
     if "-" in sources:
         raise CharRNNError(f"{path} was trained on stdin; measure it on a file: corpus FILE", "corpus")
-    ids = corpus_ids(tokenizer, sources)
+    ids = corpus_ids(tokenizer, sources, encoding=ckpt.data_config.encoding)
     h, c = measure(model, ids, seq_len, batches, batch_size, seed, device)
     bpc = ckpt.cursor.best_val_bpc if ckpt.cursor is not None else None
     return Profile(str(path), model.cfg.cell, h, c, bpc if bpc is not None and math.isfinite(bpc) else None)

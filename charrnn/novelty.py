@@ -76,15 +76,37 @@ class Novelty:
     ngrams: dict[int, tuple[int, int]]  # n -> (n-grams absent from the corpus, n-grams in the sample)
     longest: int  # longest substring of the sample found verbatim in the corpus
     longest_text: str
+    items: tuple[int, int] | None = None  # (the sample's lines that are whole lines of the corpus, its lines)
 
     def as_dict(self) -> dict:
-        return {
+        out = {
             "sample_chars": self.sample_chars,
             "corpus_chars": self.corpus_chars,
             "novel_fraction": {str(n): novel / total for n, (novel, total) in self.ngrams.items()},
             "longest_copied": self.longest,
             "longest_copied_text": self.longest_text,
         }
+        if self.items is not None:
+            out |= {"items": self.items[1], "items_in_corpus": self.items[0]}
+        return out
+
+
+class LineMatches:
+    """Which of a sample's lines (its items; empty ones left out) occur as whole lines of a streamed corpus."""
+
+    def __init__(self, sample: str) -> None:
+        self.items = [line for line in sample.split("\n") if line]
+        self.wanted, self.found = set(self.items), set()
+        self.carry = ""  # a line the last chunk had not finished
+
+    def add(self, chunk: str) -> None:
+        lines = (self.carry + chunk).split("\n")
+        self.carry = lines.pop()
+        self.found.update(self.wanted.intersection(lines))
+
+    def result(self) -> tuple[int, int]:
+        self.add("\n")
+        return sum(item in self.found for item in self.items), len(self.items)
 
 
 class _Search:
@@ -123,11 +145,13 @@ class _Search:
         return Novelty(len(self.sample), corpus_chars, ngrams, self.longest, text)
 
 
-def novelty(sample: str, corpus_chunks: Iterable[str]) -> Novelty:
-    """Novel n-gram fractions and the longest verbatim copy of `sample` in the corpus stream."""
+def novelty(sample: str, corpus_chunks: Iterable[str], items: bool = False) -> Novelty:
+    """Novel n-gram fractions and the longest verbatim copy of `sample` in the corpus stream; with
+    items, also how many of the sample's lines are lines of the corpus (one item per line)."""
     if not sample:
         raise CharRNNError("the sample is empty")
     search = _Search(sample)
+    lines = LineMatches(sample) if items else None
     overlap = len(sample) - 1  # enough that any copy of the sample's substrings lies in one block
     carry, total = "", 0
     for chunk in corpus_chunks:
@@ -135,9 +159,14 @@ def novelty(sample: str, corpus_chunks: Iterable[str]) -> Novelty:
         text = carry + chunk
         search.add_block(text)
         carry = text[len(text) - overlap :] if overlap else ""
+        if lines is not None:
+            lines.add(chunk)
     if total == 0:
         raise CharRNNError("the corpus is empty")
-    return search.result(total)
+    result = search.result(total)
+    if lines is not None:
+        result.items = lines.result()
+    return result
 
 
 def report(result: Novelty) -> str:
@@ -148,4 +177,7 @@ def report(result: Novelty) -> str:
         lines.append(f"{n:>4}  {total:>9,}  {novel / total:>13.1%}")
     shown = result.longest_text if len(result.longest_text) <= 200 else result.longest_text[:200] + "..."
     lines += ["", f"longest substring copied from the corpus: {result.longest:,} characters", repr(shown)]
+    if result.items is not None:
+        found, total = result.items
+        lines += ["", f"items (lines) found in the corpus: {found:,} of {total:,} ({found / max(1, total):.1%})"]
     return "\n".join(lines) + "\n"

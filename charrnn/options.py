@@ -138,6 +138,7 @@ SAMPLE = (
     Bundle(config.SampleConfig),
     Bundle(config.SampleOutput),
     Bundle(config.Shared, ("device",)),
+    Bundle(config.Shared, ("encoding",)),
 )
 EVAL = (Bundle(config.EvalConfig), Bundle(config.Shared))
 COMMANDS: dict[str, tuple[Bundle, ...]] = {
@@ -146,7 +147,7 @@ COMMANDS: dict[str, tuple[Bundle, ...]] = {
     "eval": EVAL,
     "demo": (Bundle(config.DemoConfig),),
     "plot": (Bundle(config.PlotConfig),),
-    "novelty": (Bundle(config.NoveltyConfig), Bundle(config.Shared, ("json",))),
+    "novelty": (Bundle(config.NoveltyConfig), Bundle(config.Shared, ("json", "encoding"))),
     "gradflow": (Bundle(config.GradflowConfig), Bundle(config.Shared, ("device",))),
     "info": (Bundle(config.InfoConfig),),
 }

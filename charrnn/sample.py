@@ -207,13 +207,18 @@ def step_precision(cfg: SampleConfig, model: CharRNN, device: torch.device) -> s
     return cfg.precision
 
 
-def _prime_ids(tokenizer: Tokenizer, cfg: SampleConfig, generator: torch.Generator) -> torch.Tensor:
+def _prime_ids(
+    tokenizer: Tokenizer, cfg: SampleConfig, generator: torch.Generator, lines: bool = False
+) -> torch.Tensor:
+    """The ids fed before sampling. lines (a run trained with items lines): a newline first, as in training."""
+    newline = tokenizer.encode("\n", unknown="skip")
     if cfg.prime:
         ids = tokenizer.encode(cfg.prime, unknown=cfg.unknown)
+        if lines:
+            ids = np.concatenate([newline, ids]).astype(np.int64)
         if len(ids):
             return torch.as_tensor(ids, dtype=torch.long)
     # No prime: start as if at the beginning of a line, or at a random token if there are no lines.
-    newline = tokenizer.encode("\n", unknown="skip")
     if len(newline):
         return torch.as_tensor(newline, dtype=torch.long)
     return torch.randint(tokenizer.vocab_size, (1,), generator=generator)
@@ -238,9 +243,12 @@ def generate(
     cfg: SampleConfig,
     device: torch.device | str = "cpu",
     emit: Callable[[int, str], None] | None = None,
+    lines: bool = False,
 ) -> list[Sample]:
     """Generate `num_samples` texts (or beam search's n best); `emit(i, text)` streams them.
 
+    lines: the model was trained with items lines, so each sample starts from the reset state with a
+    newline fed (the prime after it), as every training line did; ending it at a newline is cfg's stop.
     Sample i draws its randomness from its own generator seeded `seed + i`, so a batch of
     samples equals the same number of single runs with seeds seed, seed+1, ...
     """
@@ -248,17 +256,17 @@ def generate(
     model.eval()
     seed = cfg.seed if cfg.seed is not None else int(torch.randint(2**31 - 1, ()).item())
     if cfg.beam is not None:
-        return beam_search(model, tokenizer, cfg, device, seed, emit)
+        return beam_search(model, tokenizer, cfg, device, seed, emit, lines)
     n = cfg.num_samples
     generators = [torch.Generator().manual_seed(seed + i) for i in range(n)]
-    prime = _prime_ids(tokenizer, cfg, generators[0])
+    prime = _prime_ids(tokenizer, cfg, generators[0], lines)
     logits, step, states, precision = _start(model, cfg, prime, n, device)
     sinks = [TextSink(tokenizer, cfg.length, cfg.stop, (lambda t, i=i: emit(i, t)) if emit else None) for i in range(n)]
     seen = torch.zeros(n, tokenizer.vocab_size, dtype=torch.bool, device=device)
     guard = Utf8Guard.for_pieces(tokenizer.pieces, device)
     utf8 = torch.zeros(n, dtype=torch.long, device=device)
     if cfg.prime:
-        seen[:, prime.to(device)] = True
+        seen[:, prime[1:].to(device) if lines else prime.to(device)] = True  # not the newline lines put first
     # Steps between host syncs: the text streams in blocks this long, short enough not to be seen.
     block = 8 if device.type == "cpu" else 32
     uniforms, drawn = torch.empty(n, 0), 0
@@ -315,6 +323,7 @@ def beam_search(
     device: torch.device,
     seed: int,
     emit: Callable[[int, str], None] | None,
+    lines: bool = False,
 ) -> list[Sample]:
     """K hypotheses advanced as one batch, ranked by total log-probability.
 
@@ -322,7 +331,7 @@ def beam_search(
     finished ones are ranked by log-prob / characters ** length_penalty. Text that every live
     and finished hypothesis shares is streamed as soon as it is known.
     """
-    prime = _prime_ids(tokenizer, cfg, torch.Generator().manual_seed(seed))
+    prime = _prime_ids(tokenizer, cfg, torch.Generator().manual_seed(seed), lines)
     logits, step, states, precision = _start(model, cfg, prime, 1, device)
     beam = _Beam(tokenizer, cfg)
     scores = torch.zeros(1, dtype=torch.float64, device=device)

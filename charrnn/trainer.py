@@ -19,6 +19,7 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,8 @@ from charrnn.checkpoint import Checkpoint, Cursor, RngState
 from charrnn.config import DataConfig, ModelConfig, TrainConfig
 from charrnn.data import BPTTBatches, Corpus, load_corpus
 from charrnn.errors import CharRNNError
-from charrnn.evaluate import evaluate_ids
+from charrnn.evaluate import evaluate_ids, evaluate_lines
+from charrnn.lines import LineBatches, newline_id
 from charrnn.metrics import MetricsLogger, MetricsRecord
 from charrnn.model import CharRNN, State, compiled, num_parameters
 from charrnn.runtime import autocast, resolve_device, resolve_precision
@@ -252,12 +254,25 @@ class Trainer:
         self.command = command or []
         self.model = model.to(setup.device)
         dist = setup.dist
-        self.batches = BPTTBatches(corpus.train.ids, cfg.batch_size, cfg.seq_len, shard=(dist.rank, dist.world))
+        self.lines = data_cfg.items == "lines"  # one item per line: every line from a reset state
+        self.batches: BPTTBatches | LineBatches = (
+            LineBatches(
+                corpus.train.ids,
+                newline_id(corpus.tokenizer),
+                cfg.batch_size,
+                cfg.seq_len,
+                (dist.rank, dist.world),
+                cfg.seed,
+            )
+            if self.lines
+            else BPTTBatches(corpus.train.ids, cfg.batch_size, cfg.seq_len, shard=(dist.rank, dist.world))
+        )
         if len(corpus.val.ids) < 2:
             raise CharRNNError(
                 "the validation split is empty; raise val_frac or give a val_file", "val_frac", "val_file"
             )
-        self.state = TrainState(self.model, cfg, setup, self.batches.streams.shape[0])
+        rows = self.batches.rows if self.lines else self.batches.streams.shape[0]
+        self.state = TrainState(self.model, cfg, setup, rows)
         if resume is not None:
             self.state.restore(resume, cfg.batch_size)
         self.forward = distributed.wrap(self.model, dist)
@@ -312,10 +327,11 @@ class Trainer:
         st = self.state
         for group in st.optimizer.param_groups:
             group["lr"] = lr
-        # Truncated BPTT: keep the state's values, cut its history.
+        # Truncated BPTT: keep the state's values, cut its history. Lines: every row from a reset state.
+        hidden = self.model.init_state(x.shape[0], x.device) if self.lines else tuple(s.detach() for s in st.hidden)
         with autocast(self.setup.device, self.setup.autocast_dtype):
-            logits, new_hidden = self.forward(x, tuple(s.detach() for s in st.hidden))
-        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+            logits, new_hidden = self.forward(x, hidden)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())  # lines: padding's IGNORE targets skipped
         st.optimizer.zero_grad(set_to_none=True)
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
         if st.scaler is None:
@@ -336,7 +352,8 @@ class Trainer:
             st.scaler.update()
         if finite:
             self.model.constrain(self.cfg.seq_len)  # the cell's weight bounds (IndRNN's |u|)
-            st.hidden = new_hidden
+            if not self.lines:
+                st.hidden = new_hidden
         return loss.detach(), norm.detach(), finite
 
     def _announce(self) -> None:
@@ -376,6 +393,8 @@ class Trainer:
                 # The loop alone moves the cursor through the data: here into a new epoch, below past a window.
                 if c.start_window(len(self.batches)):
                     self.state.hidden = self.state.fresh_hidden()  # a new pass starts from a fresh state
+                if self.lines:
+                    self.batches.shuffle(c.epoch)
                 x, y = self._batch(c.step_in_epoch)
                 lr = lr_at(cfg, c.step, self.progress_fraction(time.perf_counter() - start)) * c.lr_scale
                 loss, norm, finite = self._train_step(x, y, lr)
@@ -389,8 +408,9 @@ class Trainer:
                     continue
                 bad_steps = 0
                 c.step += 1
-                c.chars += chars_per_step
-                window.add(loss, norm, chars_per_step)
+                step_chars = self._line_chars(c.step_in_epoch - 1) if self.lines else chars_per_step
+                c.chars += step_chars
+                window.add(loss, norm, step_chars)
                 self._after_step(window, lr, start)
             self._finish(stopped_by, start)
         self.logger.close()
@@ -404,6 +424,10 @@ class Trainer:
             signal=signals.signum,
             history=self.logger.history,
         )
+
+    def _line_chars(self, i: int) -> int:
+        """Characters a batch of lines trained on: its predicted tokens, as characters."""
+        return round(self.batches.predicted(i) * self.corpus.train.chars_per_token)
 
     def _after_step(self, window: Window, lr: float, start: float) -> None:
         """Log at each log interval, evaluate and save at each evaluation, save at each save interval."""
@@ -436,7 +460,10 @@ class Trainer:
         self.last_eval_step = c.step
         val_loss = None
         if self.setup.is_main:
-            result = evaluate_ids(
+            evaluate = (
+                partial(evaluate_lines, newline=newline_id(self.corpus.tokenizer)) if self.lines else evaluate_ids
+            )
+            result = evaluate(
                 self.model,
                 val.ids,
                 val.n_chars,

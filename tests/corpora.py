@@ -5,12 +5,14 @@ sentences from a small grammar, blank lines between speeches): structure a small
 in seconds, so "the loss falls" and "the sample looks like the corpus" are real checks.
 `han_lines()` writes lines of Chinese words drawn from a Zipf-like distribution over ~2,000
 CJK ideographs: more distinct characters than a 500-piece SentencePiece vocabulary can hold,
-as in real Chinese text.
+as in real Chinese text. `names()` writes one invented name per line, built from syllables: a
+corpus of independent items for `--items lines`. `python -m tests.corpora names > names.txt` writes it.
 """
 
 from __future__ import annotations
 
 import random
+import sys
 
 SPEAKERS = ["ROMEO", "JULIET", "NURSE", "FRIAR", "KING", "QUEEN", "DUKE", "CAPTAIN", "VIOLA", "BIANCA", "XAVIER"]
 DETERMINERS = ["the", "a", "my", "thy", "our", "this", "that", "no"]
@@ -56,3 +58,24 @@ def han_lines(chars: int = 40_000, seed: int = 0, alphabet: int = 2000) -> str:
         lines.append(line)
         size += len(line) + 1
     return "\n".join(lines)[:chars]
+
+
+ONSETS = ["", "b", "br", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "st", "t", "th", "v", "z"]
+VOWELS = ["a", "e", "i", "o", "u", "ae", "ia", "ou", "y"]
+CODAS = ["", "", "", "n", "r", "l", "s", "th", "m", "nd"]
+FINALS = ["a", "o", "en", "ia", "us", "el", "ir", "wyn", "ette", "ard"]
+
+
+def names(count: int = 3000, seed: int = 0) -> str:
+    """`count` distinct names, one per line: 1-2 syllables (onset, vowel, coda) and a final, capitalised."""
+    rng = random.Random(seed)
+    found: dict[str, None] = {}
+    while len(found) < count:
+        syllables = [rng.choice(ONSETS) + rng.choice(VOWELS) + rng.choice(CODAS) for _ in range(rng.randint(1, 2))]
+        name = "".join(syllables) + rng.choice(FINALS)
+        found.setdefault(name.capitalize(), None)
+    return "".join(f"{name}\n" for name in found)
+
+
+if __name__ == "__main__":  # python -m tests.corpora names|play|han > FILE
+    sys.stdout.write({"names": names, "play": play, "han": han_lines}[sys.argv[1]]())
