@@ -55,6 +55,8 @@ def train(o: Options) -> None:
 
     cfg, model_cfg, data_cfg = o.given(TrainConfig), o.given(ModelConfig), o.given(DataConfig)
     progress = TrainProgress(console, enabled=not o["quiet"])
+    if o["resume"] and o["init_from"]:
+        raise CharRNNError("--resume continues a run, --init-from starts a new one from it; give one of them")
     if o["resume"]:
         if model_cfg or data_cfg.keys() - {"sources"}:
             raise CharRNNError("--resume continues the saved model and data settings; drop the model and data options")
@@ -62,8 +64,14 @@ def train(o: Options) -> None:
     else:
         if not o["sources"]:
             raise CharRNNError("no corpus given; name a text file, a folder, or - for stdin (or --resume RUN)")
+        if o["init_from"]:
+            from charrnn.finetune import refuse_fixed
+
+            refuse_fixed(model_cfg, data_cfg)
         data = DataConfig(**data_cfg)
-        result = training.train(data, model_cfg, TrainConfig(**cfg), o["out"], o["overwrite"], progress, sys.argv)
+        result = training.train(
+            data, model_cfg, TrainConfig(**cfg), o["out"], o["overwrite"], progress, sys.argv, o["init_from"]
+        )
     if result.signal is not None:
         console.print(f"stopped by signal; saved {result.run_dir / 'last.pt'} at step {result.steps}")
         raise typer.Exit(128 + result.signal)

@@ -224,6 +224,13 @@ class RunOptions:
     nproc: int = setting(
         1, "Train with N processes (torchrun, DistributedDataParallel): one per GPU, or CPU processes.", panel=TRAIN
     )
+    init_from: str | None = setting(
+        None,
+        "Fine-tune: a new run that starts from this run's (or checkpoint's) weights, model settings and tokenizer "
+        "on the new corpus; a new character is added to the vocabulary.",
+        panel=RUN,
+        shown="",
+    )
 
 
 @dataclass

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from charrnn import checkpoint, distributed
+from charrnn import checkpoint, distributed, finetune
 from charrnn.checkpoint import Checkpoint, Cursor, RngState
 from charrnn.config import DataConfig, ModelConfig, TrainConfig
 from charrnn.data import BPTTBatches, Corpus, load_corpus
@@ -144,6 +144,7 @@ class TrainState:
         self.cursor = Cursor()
         self.hidden: State = self.fresh_hidden()
         self.good: tuple[dict, dict] | None = None  # model and optimizer state at the last finite evaluation
+        self.parent: dict[str, Any] | None = None  # a fine-tuned run's starting point, kept in every checkpoint
 
     def fresh_hidden(self) -> State:
         return self.model.init_state(self.rows, self.setup.device)
@@ -161,6 +162,7 @@ class TrainState:
             log.warning("batch size changed since the checkpoint: starting with a fresh hidden state")
         if ckpt.rng is not None:
             ckpt.rng.restore()
+        self.parent = ckpt.parent
 
     def to_checkpoint(self, cfg: TrainConfig, data_cfg: DataConfig, corpus: Corpus, command: list[str]) -> Checkpoint:
         """Every rank must call this: the hidden state is gathered from all of them."""
@@ -180,6 +182,7 @@ class TrainState:
             train_chars=corpus.train.n_chars,
             command=list(command),
             created=datetime.now().isoformat(timespec="seconds"),
+            parent=self.parent,
         )
 
     def remember_good(self) -> None:
@@ -244,6 +247,7 @@ class Trainer:
         logger: MetricsLogger,
         command: list[str] | None,
         resume: Checkpoint | None = None,
+        parent: dict[str, Any] | None = None,
     ) -> None:
         self.setup, self.cfg, self.data_cfg, self.corpus, self.run_dir = setup, cfg, data_cfg, corpus, run_dir
         self.logger = logger
@@ -258,6 +262,8 @@ class Trainer:
         self.state = TrainState(self.model, cfg, setup, self.batches.streams.shape[0])
         if resume is not None:
             self.state.restore(resume, cfg.batch_size)
+        if parent is not None:
+            self.state.parent = parent
         self.forward = distributed.wrap(self.model, dist)
         if cfg.compile:
             self.forward = compiled(self.forward)
@@ -464,17 +470,24 @@ def train(
     overwrite: bool = False,
     progress: TrainProgress | None = None,
     command: list[str] | None = None,
+    init_from: str | None = None,
 ) -> TrainResult:
     """Train a new model. `model_cfg` holds ModelConfig fields except vocab_size; `command`, the
-    command line that asked for the run, is recorded in its checkpoints."""
+    command line that asked for the run, is recorded in its checkpoints. `init_from`: a run or
+    checkpoint to start from (charrnn.finetune); `model_cfg` may then hold dropout only."""
     setup = Setup.start(cfg)
     run_dir = new_run_dir(out, data_cfg.sources, overwrite) if setup.is_main else Path(".")
     if setup.dist.world > 1:
         run_dir = Path(distributed.broadcast_str(str(run_dir)))
     logger = MetricsLogger(run_dir, progress, cfg.tensorboard, setup.is_main)
-    corpus = load_corpus(data_cfg)
-    model = CharRNN(ModelConfig(vocab_size=corpus.tokenizer.vocab_size, **model_cfg))
-    return Trainer(setup, cfg, data_cfg, corpus, model, run_dir, logger, command).run()
+    parent = None
+    if init_from is None:
+        corpus = load_corpus(data_cfg)
+        model = CharRNN(ModelConfig(vocab_size=corpus.tokenizer.vocab_size, **model_cfg))
+    else:
+        model, corpus, data_cfg, start = finetune.start(init_from, data_cfg, model_cfg)
+        parent = start.as_dict()
+    return Trainer(setup, cfg, data_cfg, corpus, model, run_dir, logger, command, parent=parent).run()
 
 
 def resume(
