@@ -253,6 +253,20 @@ def gradflow(o: Options) -> None:
         console.print(f"wrote {cfg.output}")
 
 
+@command(app, *options.COMMANDS["export"])
+def export(o: Options) -> None:
+    """Write a run's single-step model as ONNX (token and state in, logits and state out) and its
+    tokenizer beside it as JSON, for generation with onnxruntime and no charrnn or torch.
+
+    Example: charrnn export checkpoints/my-run -o model.onnx (writes model.onnx and model.tokenizer.json)
+    """
+    console = _setup(False)
+    from charrnn import export as exporting
+
+    done = exporting.export(o["run"], o["output"])
+    console.print(f"wrote {done.onnx} and {done.tokenizer} from {done.checkpoint}")
+
+
 def _load(o: Options):
     """The model of --checkpoint, on --device, with its tokenizer and the device."""
     from charrnn import checkpoint as ckpts

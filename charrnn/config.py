@@ -434,3 +434,13 @@ class InfoConfig:
     path: str | None = setting(
         None, "A checkpoint file or run folder.", argument=True, shown="the latest run under checkpoints/"
     )
+
+
+@dataclass
+class ExportConfig:
+    run: str = setting(help="A run folder (its best.pt) or a checkpoint file.", argument=True, metavar="RUN")
+    output: Path = setting(
+        Path("model.onnx"),
+        "The ONNX file to write; the tokenizer goes beside it as NAME.tokenizer.json.",
+        flags=("--output", "-o"),
+    )
