@@ -226,8 +226,8 @@ class RunOptions:
     )
     init_from: str | None = setting(
         None,
-        "Fine-tune: a new run that starts from this run's (or checkpoint's) weights, model settings and tokenizer "
-        "on the new corpus; a new character is added to the vocabulary.",
+        "Fine-tune: start a new run on the corpus from this run's (or checkpoint's) weights, model settings and "
+        "tokenizer; a char vocabulary gains the corpus's new characters.",
         panel=RUN,
         shown="",
     )

@@ -20,6 +20,7 @@ is made once, and both write the same bytes for the same weights on every run (d
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import json
 import logging
@@ -98,6 +99,9 @@ def _quiet_exporter() -> Iterator[None]:
 
 def to_onnx(model: CharRNN, metadata: dict[str, str]) -> bytes:
     """The serialized ONNX model of one step of `model` (on the CPU, fp32)."""
+    for module in ("onnx", "onnxscript"):
+        if importlib.util.find_spec(module) is None:
+            raise CharRNNError(f"charrnn export needs {module}: pip install 'charrnn[onnx]'")
     model = model.to("cpu").float()
     names = state_names(model)
     batch = torch.export.Dim("batch")
