@@ -134,3 +134,16 @@ def test_sentencepiece_run_keeps_its_tokenizer(corpus_file: Path, new_corpus: Pa
     assert tuned.model_config == parent.model_config
     _, tok = checkpoint.build_model(tuned)
     assert tok.decode(tok.encode(NEW_CHARS)) == NEW_CHARS  # byte fallback: nothing lost
+
+
+def test_python_api_fine_tunes(trained_run: Path, new_corpus: Path, tmp_path: Path):
+    import charrnn as api
+
+    with pytest.raises(CharRNNError, match="drop layers"):
+        api.train(new_corpus, init_from=trained_run, layers=3)
+    run = api.train(
+        new_corpus, init_from=trained_run, out=tmp_path / "run", max_steps=2, batch_size=4, seq_len=16, dropout=0.3,
+        cache_dir=str(tmp_path / "cache"),
+    )  # fmt: skip
+    tuned = checkpoint.load(run.run_dir / "last.pt")
+    assert tuned.parent is not None and tuned.model_config.dropout == 0.3
