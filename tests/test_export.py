@@ -47,6 +47,12 @@ def test_onnxruntime_matches_torch_over_200_steps(cell: str):
     np.testing.assert_allclose(run_steps(session, model, ids), expected.numpy(), rtol=0, atol=1e-4)
 
 
+def test_the_same_weights_give_the_same_bytes():
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=20, cell="gru", hidden_size=8, embed_size=4, layers=1))
+    assert export.to_onnx(model, {"k": "v"}) == export.to_onnx(model, {"k": "v"})
+
+
 def test_a_cell_the_exporter_cannot_express_is_named():
     model = CharRNN(ModelConfig(vocab_size=20, cell="rnn", hidden_size=8, embed_size=4, layers=1))
 
