@@ -45,18 +45,26 @@ def _split(settings: dict[str, Any], *classes: type) -> list[dict[str, Any]]:
 
 
 def train(
-    corpus: str | Path | list[str | Path], *, out: str | Path | None = None, overwrite: bool = False, **settings: Any
+    corpus: str | Path | list[str | Path],
+    *,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    init_from: str | Path | None = None,
+    **settings: Any,
 ) -> TrainResult:
     """Train a new model on text files or folders; returns the run (its folder, steps, best loss).
+    init_from: fine-tune, starting from this run's (or checkpoint's) weights, model and tokenizer.
 
     Example: charrnn.train("input.txt", max_steps=2000, hidden_size=256, cell="gru")."""
-    from charrnn import trainer
+    from charrnn import finetune, trainer
     from charrnn.ui import TrainProgress
 
     sources = [str(p) for p in corpus] if isinstance(corpus, list | tuple) else [str(corpus)]
     data, model, cfg = _split(settings, DataConfig, ModelConfig, TrainConfig)
     if "vocab_size" in model:
         raise CharRNNError("vocab_size of the model comes from the tokenizer")
+    if init_from is not None:
+        finetune.refuse_fixed(model, data)
     return trainer.train(
         DataConfig(sources=sources, **data),
         model,
@@ -65,6 +73,7 @@ def train(
         overwrite=overwrite,
         progress=TrainProgress(enabled=False),
         train_given=cfg.keys(),
+        init_from=None if init_from is None else str(init_from),
     )
 
 

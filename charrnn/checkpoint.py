@@ -91,6 +91,7 @@ class Checkpoint:
     train_chars: int | None = None
     command: list[str] = field(default_factory=list)
     created: str | None = None
+    parent: dict[str, Any] | None = None  # a fine-tuned run's starting point (charrnn.finetune.Parent)
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -56,6 +56,8 @@ def train(o: Options) -> None:
 
     cfg, model_cfg, data_cfg = o.given(TrainConfig), o.given(ModelConfig), o.given(DataConfig)
     progress = TrainProgress(console, enabled=not o["quiet"])
+    if o["resume"] and o["init_from"]:
+        raise CharRNNError("--resume continues a run, --init-from starts a new one from it; give one of them")
     if o["resume"]:
         if model_cfg or data_cfg.keys() - {"sources"}:
             raise CharRNNError("--resume continues the saved model and data settings; drop the model and data options")
@@ -63,9 +65,22 @@ def train(o: Options) -> None:
     else:
         if not o["sources"]:
             raise CharRNNError("no corpus given; name a text file, a folder, or - for stdin (or --resume RUN)")
+        if o["init_from"]:
+            from charrnn.finetune import refuse_fixed
+
+            refuse_fixed(model_cfg, data_cfg)
         data = DataConfig(**data_cfg)
-        train_cfg = TrainConfig(**cfg)
-        result = training.train(data, model_cfg, train_cfg, o["out"], o["overwrite"], progress, sys.argv, cfg.keys())
+        result = training.train(
+            data,
+            model_cfg,
+            TrainConfig(**cfg),
+            o["out"],
+            o["overwrite"],
+            progress,
+            sys.argv,
+            train_given=cfg.keys(),
+            init_from=o["init_from"],
+        )
     if result.signal is not None:
         console.print(f"stopped by signal; saved {result.run_dir / 'last.pt'} at step {result.steps}")
         raise typer.Exit(128 + result.signal)
@@ -258,6 +273,20 @@ def gradflow(o: Options) -> None:
     if cfg.output is not None:
         lens.plot(profiles, cfg.output)
         console.print(f"wrote {cfg.output}")
+
+
+@command(app, *options.COMMANDS["export"])
+def export(o: Options) -> None:
+    """Write a run's single-step model as ONNX (token and state in, logits and state out) and its
+    tokenizer beside it as JSON, for generation with onnxruntime and no charrnn or torch.
+
+    Example: charrnn export checkpoints/my-run -o model.onnx (writes model.onnx and model.tokenizer.json)
+    """
+    console = _setup(False)
+    from charrnn import export as exporting
+
+    done = exporting.export(o["run"], o["output"])
+    console.print(f"wrote {done.onnx} and {done.tokenizer} from {done.checkpoint}")
 
 
 def _load(o: Options):

@@ -265,6 +265,13 @@ class RunOptions:
     nproc: int = setting(
         1, "Train with N processes (torchrun, DistributedDataParallel): one per GPU, or CPU processes.", panel=TRAIN
     )
+    init_from: str | None = setting(
+        None,
+        "Fine-tune: start a new run on the corpus from this run's (or checkpoint's) weights, model settings and "
+        "tokenizer; a char vocabulary gains the corpus's new characters.",
+        panel=RUN,
+        shown="",
+    )
 
 
 @dataclass
@@ -477,4 +484,14 @@ class GradflowConfig:
 class InfoConfig:
     path: str | None = setting(
         None, "A checkpoint file or run folder.", argument=True, shown="the latest run under checkpoints/"
+    )
+
+
+@dataclass
+class ExportConfig:
+    run: str = setting(help="A run folder (its best.pt) or a checkpoint file.", argument=True, metavar="RUN")
+    output: Path = setting(
+        Path("model.onnx"),
+        "The ONNX file to write; the tokenizer goes beside it as NAME.tokenizer.json.",
+        flags=("--output", "-o"),
     )

@@ -56,6 +56,8 @@ def describe(path: str | Path) -> tuple[Path, list[tuple[str, str]]]:
             ("training time", f"{cursor.elapsed:,.0f} s"),
             ("best val loss", _loss(cursor.best_val_loss, cursor.best_val_bpc)),
         ]
+    if ckpt.parent:
+        rows.append(("fine-tuned from", f"{ckpt.parent['checkpoint']} (step {ckpt.parent['step']})"))
     if ckpt.command:
         rows.append(("command", shlex.join(ckpt.command)))
     return file, rows

@@ -150,6 +150,7 @@ COMMANDS: dict[str, tuple[Bundle, ...]] = {
     "novelty": (Bundle(config.NoveltyConfig), Bundle(config.Shared, ("json", "encoding"))),
     "gradflow": (Bundle(config.GradflowConfig), Bundle(config.Shared, ("device",))),
     "info": (Bundle(config.InfoConfig),),
+    "export": (Bundle(config.ExportConfig),),
 }
 
 

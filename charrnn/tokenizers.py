@@ -124,7 +124,8 @@ class CharSet:
 
 
 class CharTokenizer(_Base):
-    """One id per Unicode character seen in the corpus; ids follow code-point order."""
+    """One id per Unicode character seen in the corpus; ids follow code-point order (a vocabulary
+    extended by fine-tuning keeps its ids and appends the new characters, see `extended`)."""
 
     kind = "char"
     fit_chars = char_level = True
@@ -139,9 +140,11 @@ class CharTokenizer(_Base):
         self._table = np.full(int(codes.max()) + 2, -1, dtype=np.int32)
         self._table[codes] = np.arange(len(codes))
         # ASCII characters have the lowest code points, so their ids are below 128 and fit a
-        # bytes.translate table; 255 marks a character not in the vocabulary.
+        # bytes.translate table; 255 marks a character not in the vocabulary. (A vocabulary extended
+        # by fine-tuning appends characters: an ASCII one with an id past 254 takes the general path.)
         ascii_ids = np.full(256, 255, dtype=np.uint8)
         known = codes[codes < 128]
+        known = known[self._table[known] < 255]
         ascii_ids[known] = self._table[known]
         self._ascii = ascii_ids.tobytes()
 
@@ -156,6 +159,12 @@ class CharTokenizer(_Base):
     @property
     def vocab_size(self) -> int:
         return len(self.chars)
+
+    def extended(self, chars: Iterable[str]) -> CharTokenizer:
+        """This vocabulary with the characters it lacks of `chars` appended in code-point order:
+        every old character keeps its id."""
+        known = set(self.chars)
+        return CharTokenizer(self.chars + sorted(set(chars) - known))
 
     def encode(self, text: str, unknown: str = "error") -> np.ndarray:
         if text.isascii():

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from charrnn import autosize, checkpoint, distributed
+from charrnn import autosize, checkpoint, distributed, finetune
 from charrnn.checkpoint import Checkpoint, Cursor, RngState
 from charrnn.config import DataConfig, ModelConfig, TrainConfig
 from charrnn.data import BPTTBatches, Corpus, load_corpus
@@ -148,6 +148,7 @@ class TrainState:
         self.cursor = Cursor()
         self.hidden: State = self.fresh_hidden()
         self.good: tuple[dict, dict] | None = None  # model and optimizer state at the last finite evaluation
+        self.parent: dict[str, Any] | None = None  # a fine-tuned run's starting point, kept in every checkpoint
 
     def fresh_hidden(self) -> State:
         return self.model.init_state(self.rows, self.setup.device)
@@ -165,6 +166,7 @@ class TrainState:
             log.warning("batch size changed since the checkpoint: starting with a fresh hidden state")
         if ckpt.rng is not None:
             ckpt.rng.restore()
+        self.parent = ckpt.parent
 
     def to_checkpoint(self, cfg: TrainConfig, data_cfg: DataConfig, corpus: Corpus, command: list[str]) -> Checkpoint:
         """Every rank must call this: the hidden state is gathered from all of them."""
@@ -184,6 +186,7 @@ class TrainState:
             train_chars=corpus.train.n_chars,
             command=list(command),
             created=datetime.now().isoformat(timespec="seconds"),
+            parent=self.parent,
         )
 
     def remember_good(self) -> None:
@@ -248,6 +251,7 @@ class Trainer:
         logger: MetricsLogger,
         command: list[str] | None,
         resume: Checkpoint | None = None,
+        parent: dict[str, Any] | None = None,
     ) -> None:
         self.setup, self.cfg, self.data_cfg, self.corpus, self.run_dir = setup, cfg, data_cfg, corpus, run_dir
         self.logger = logger
@@ -275,6 +279,8 @@ class Trainer:
         self.state = TrainState(self.model, cfg, setup, rows)
         if resume is not None:
             self.state.restore(resume, cfg.batch_size)
+        if parent is not None:
+            self.state.parent = parent
         self.forward = distributed.wrap(self.model, dist)
         if cfg.compile:
             self.forward = compiled(self.forward)
@@ -494,22 +500,28 @@ def train(
     progress: TrainProgress | None = None,
     command: list[str] | None = None,
     train_given: Collection[str] | None = None,
+    init_from: str | None = None,
 ) -> TrainResult:
     """Train a new model. `model_cfg` holds the ModelConfig fields given (not vocab_size); `command`, the
     command line that asked for the run, is recorded in its checkpoints; `train_given` names the
-    TrainConfig fields the user set (None: those that differ from the defaults), which --size auto keeps."""
+    TrainConfig fields the user set (None: those that differ from the defaults), which --size auto keeps.
+    `init_from`: a run or checkpoint to start from (charrnn.finetune); `model_cfg` may then hold dropout only."""
     setup = Setup.start(cfg)
     run_dir = new_run_dir(out, data_cfg.sources, overwrite) if setup.is_main else Path(".")
     if setup.dist.world > 1:
         run_dir = Path(distributed.broadcast_str(str(run_dir)))
     logger = MetricsLogger(run_dir, progress, cfg.tensorboard, setup.is_main)
-    corpus = load_corpus(data_cfg)
-    choice = None
-    if autosize.applies(cfg, model_cfg):
-        choice = _fit_size(setup, corpus, cfg, model_cfg, train_given)
-        model_cfg, cfg = {**choice.model, **model_cfg}, replace(cfg, **choice.train)
-    model = CharRNN(ModelConfig(vocab_size=corpus.tokenizer.vocab_size, **model_cfg))
-    trainer = Trainer(setup, cfg, data_cfg, corpus, model, run_dir, logger, command)
+    parent, choice = None, None
+    if init_from is not None:
+        model, corpus, data_cfg, start = finetune.start(init_from, data_cfg, model_cfg)
+        parent = start.as_dict()
+    else:
+        corpus = load_corpus(data_cfg)
+        if autosize.applies(cfg, model_cfg):
+            choice = _fit_size(setup, corpus, cfg, model_cfg, train_given)
+            model_cfg, cfg = {**choice.model, **model_cfg}, replace(cfg, **choice.train)
+        model = CharRNN(ModelConfig(vocab_size=corpus.tokenizer.vocab_size, **model_cfg))
+    trainer = Trainer(setup, cfg, data_cfg, corpus, model, run_dir, logger, command, parent=parent)
     if choice is not None:
         trainer.cursor.elapsed = choice.probe_secs  # probing counts against the time budget
         if setup.is_main:
