@@ -70,10 +70,10 @@ def train(
 class Model:
     """A trained model loaded once from a checkpoint, ready to generate many times."""
 
-    def __init__(self, path: str | Path | None = None, device: str = "auto") -> None:
+    def __init__(self, path: str | Path | None = None, device: str = "auto", step: int | None = None) -> None:
         from charrnn import checkpoint, runtime
 
-        self.path = checkpoint.resolve(path)
+        self.path = checkpoint.resolve(path, step=step)
         self.device = runtime.resolve_device(device)
         network, self.tokenizer = checkpoint.build_model(checkpoint.load(self.path))
         self.network = network.to(self.device)
@@ -117,6 +117,7 @@ class Model:
         return sample.generate(self.network, self.tokenizer, SampleConfig(**fields), self.device, emit=emit)
 
 
-def load(path: str | Path | None = None, device: str = "auto") -> Model:
-    """A checkpoint file or run folder (default: the latest run under checkpoints/)."""
-    return Model(path, device)
+def load(path: str | Path | None = None, device: str = "auto", step: int | None = None) -> Model:
+    """A checkpoint file or run folder (default: the latest run under checkpoints/); `step`: the run's
+    snapshot of that step (train with keep_every)."""
+    return Model(path, device, step)

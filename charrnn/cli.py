@@ -23,6 +23,7 @@ from charrnn.config import (
     NoveltyConfig,
     SampleConfig,
     SampleOutput,
+    TimelapseConfig,
     TrainConfig,
     parse_duration,
 )
@@ -115,7 +116,9 @@ def demo(o: Options) -> None:
         DataConfig(sources=files, val_frac=0.05),
         {"hidden_size": 256, "embed_size": 64, "layers": 2, "dropout": 0.0},
         # One evaluation at the end: in a minute every second of training counts.
-        TrainConfig(time_budget=parse_duration(o["time_budget"]), eval_every=10**9, warmup_steps=30, lr=5e-3),
+        TrainConfig(
+            time_budget=parse_duration(o["time_budget"]), eval_every=10**9, warmup_steps=30, lr=5e-3, sample_every=0
+        ),
         progress=TrainProgress(console),
         command=sys.argv,
     )
@@ -245,13 +248,30 @@ def gradflow(o: Options) -> None:
         console.print(f"wrote {cfg.output}")
 
 
+@command(app, *options.COMMANDS["timelapse"])
+def timelapse(o: Options) -> None:
+    """How the model learned to write: the samples taken while it trained, stage by stage.
+
+    Each stage is one sample from the same prime at the same temperature, headed by its step, the characters
+    seen and the validation loss then: noise, then letters, words, names and whole lines. Train with
+    --sample-every N (default: at each evaluation) to take them. Example: charrnn timelapse checkpoints/my-run
+    """
+    _setup(False)
+    cfg = o.make(TimelapseConfig)
+    from charrnn import timelapse as stages
+
+    found = stages.read_samples(cfg.run)
+    with _closed_pipe_ends_quietly():
+        sys.stdout.write(stages.render_jsonl(found) if cfg.json else stages.render(found))
+
+
 def _load(o: Options):
     """The model of --checkpoint, on --device, with its tokenizer and the device."""
     from charrnn import checkpoint as ckpts
     from charrnn.runtime import resolve_device
 
     device = resolve_device(o["device"])
-    model, tok = ckpts.build_model(ckpts.load(ckpts.resolve(o["checkpoint"])))
+    model, tok = ckpts.build_model(ckpts.load(ckpts.resolve(o["checkpoint"], step=o["step"])))
     return model.to(device), tok, device
 
 

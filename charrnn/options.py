@@ -134,7 +134,7 @@ TRAIN = (
     Bundle(config.RunOptions),
 )
 SAMPLE = (
-    Bundle(config.Shared, ("checkpoint",)),
+    Bundle(config.Shared, ("checkpoint", "step")),
     Bundle(config.SampleConfig),
     Bundle(config.SampleOutput),
     Bundle(config.Shared, ("device",)),
@@ -149,6 +149,7 @@ COMMANDS: dict[str, tuple[Bundle, ...]] = {
     "novelty": (Bundle(config.NoveltyConfig), Bundle(config.Shared, ("json",))),
     "gradflow": (Bundle(config.GradflowConfig), Bundle(config.Shared, ("device",))),
     "info": (Bundle(config.InfoConfig),),
+    "timelapse": (Bundle(config.TimelapseConfig),),
 }
 
 
