@@ -44,6 +44,8 @@ app = typer.Typer(
 def train(o: Options) -> None:
     """Train a model on a corpus; checkpoints go to checkpoints/<run>/ (best.pt, last.pt).
 
+    A sample at each evaluation goes to samples.jsonl (shown by charrnn timelapse); --keep-every N keeps step-N.pt.
+
     Example: charrnn train data/input.txt --time-budget 10m
     """
     console = _setup(o["quiet"])
@@ -252,9 +254,11 @@ def gradflow(o: Options) -> None:
 def timelapse(o: Options) -> None:
     """How the model learned to write: the samples taken while it trained, stage by stage.
 
-    Each stage is one sample from the same prime at the same temperature, headed by its step, the characters
-    seen and the validation loss then: noise, then letters, words, names and whole lines. Train with
-    --sample-every N (default: at each evaluation) to take them. Example: charrnn timelapse checkpoints/my-run
+    Each stage: the step, characters seen and validation loss, then a sample from the same prime.
+
+    From noise to letters, words, names and lines. Training samples at each evaluation (--sample-every N).
+
+    Example: charrnn timelapse checkpoints/my-run | less
     """
     _setup(False)
     cfg = o.make(TimelapseConfig)
