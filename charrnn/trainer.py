@@ -405,7 +405,8 @@ class Trainer:
         )
 
     def _after_step(self, window: Window, lr: float, start: float) -> None:
-        """Log at each log interval, evaluate and save at each evaluation, save at each save interval."""
+        """Log at each log interval, evaluate and save at each evaluation (and snapshot), sample when due,
+        save at each save interval."""
         cfg, step = self.cfg, self.cursor.step
         do_eval = step % cfg.eval_every == 0 or self._snapshot_due(step)  # a snapshot carries its val loss
         if step % cfg.log_every == 0 or do_eval:
