@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from charrnn.config import SampleConfig, TrainConfig
 from charrnn.errors import CharRNNError
+from charrnn.metrics import metrics_file
 
 if TYPE_CHECKING:
     import torch
@@ -107,9 +108,7 @@ def append(run_dir: Path, record: SampleRecord) -> None:
 def samples_file(run: str | Path) -> Path:
     """A run folder's samples.jsonl; a checkpoint in the folder or the file itself also do."""
     path = Path(run)
-    if path.suffix == ".pt":
-        path = path.parent
-    return path if path.suffix == ".jsonl" else path / SAMPLES_FILE
+    return path if path.suffix == ".jsonl" else metrics_file(path).parent / SAMPLES_FILE
 
 
 def read_samples(run: str | Path) -> list[SampleRecord]:
