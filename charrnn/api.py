@@ -80,10 +80,10 @@ def train(
 class Model:
     """A trained model loaded once from a checkpoint, ready to generate many times."""
 
-    def __init__(self, path: str | Path | None = None, device: str = "auto") -> None:
+    def __init__(self, path: str | Path | None = None, device: str = "auto", step: int | None = None) -> None:
         from charrnn import checkpoint, runtime
 
-        self.path = checkpoint.resolve(path)
+        self.path = checkpoint.resolve(path, step=step)
         self.device = runtime.resolve_device(device)
         ckpt = checkpoint.load(self.path)
         network, self.tokenizer = checkpoint.build_model(ckpt)
@@ -135,6 +135,7 @@ class Model:
         return sample.generate(self.network, self.tokenizer, cfg, self.device, emit=emit, lines=self.lines)
 
 
-def load(path: str | Path | None = None, device: str = "auto") -> Model:
-    """A checkpoint file or run folder (default: the latest run under checkpoints/)."""
-    return Model(path, device)
+def load(path: str | Path | None = None, device: str = "auto", step: int | None = None) -> Model:
+    """A checkpoint file or run folder (default: the latest run under checkpoints/); `step`: the run's
+    snapshot of that step (train with keep_every)."""
+    return Model(path, device, step)

@@ -10,6 +10,7 @@ import io
 import math
 import pickle
 import random
+import re
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
@@ -135,10 +136,16 @@ def _plain(value: dict[str, Any]) -> dict[str, Any]:
 
 def save(path: Path, ckpt: Checkpoint) -> None:
     """Serialize to memory first, then write atomically: a failed write never harms the old file."""
+    save_all([path], ckpt)
+
+
+def save_all(paths: list[Path], ckpt: Checkpoint) -> None:
+    """The same checkpoint to several files (last.pt, best.pt, a snapshot), serialized once."""
     buffer = io.BytesIO()
     torch.save(ckpt.to_dict(), buffer)
-    with atomic_write(path) as f:
-        f.write(buffer.getbuffer())
+    for path in paths:
+        with atomic_write(path) as f:
+            f.write(buffer.getbuffer())
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
@@ -171,8 +178,11 @@ def _first_line(e: BaseException) -> str:
     return (str(e).splitlines() or [type(e).__name__])[0]
 
 
-def resolve(path: str | Path | None, name: str = "best.pt") -> Path:
-    """A checkpoint file, a run folder (its `name`), or None: the latest run under checkpoints/."""
+def resolve(path: str | Path | None, name: str = "best.pt", step: int | None = None) -> Path:
+    """A checkpoint file, a run folder (its `name`, or with `step` its snapshot step-N.pt), or None:
+    the latest run under checkpoints/."""
+    if step is not None:
+        return _snapshot(resolve(path, name).parent if path is None or Path(path).is_dir() else Path(path), step)
     if path is None:
         runs = [p for p in CHECKPOINTS.glob("*/") if (p / name).exists() or (p / "last.pt").exists()]
         if not runs:
@@ -200,3 +210,37 @@ def build_model(ckpt: Checkpoint) -> tuple[CharRNN, tokenizers.Tokenizer]:
     except (KeyError, TypeError, RuntimeError) as e:
         raise CharRNNError(f"checkpoint does not match this charrnn's model: {_first_line(e)}") from None
     return model, tokenizer
+
+
+# -- snapshots: step-N.pt beside best.pt and last.pt (train --keep-every) ----------------------------
+
+SNAPSHOT = re.compile(r"step-(\d+)\.pt")
+
+
+def snapshot_name(step: int) -> str:
+    return f"step-{step}.pt"
+
+
+def snapshots(run_dir: Path) -> dict[int, Path]:
+    """A run folder's snapshot files by step, oldest first."""
+    found = {int(m[1]): p for p in run_dir.glob("step-*.pt") if (m := SNAPSHOT.fullmatch(p.name))}
+    return dict(sorted(found.items()))
+
+
+def prune_snapshots(run_dir: Path, keep_last: int | None) -> None:
+    """Delete all but the `keep_last` newest snapshots (None or 0: keep all)."""
+    if keep_last:
+        for path in list(snapshots(run_dir).values())[:-keep_last]:
+            path.unlink(missing_ok=True)
+
+
+def _snapshot(run_dir: Path, step: int) -> Path:
+    if not run_dir.is_dir():
+        raise CharRNNError(f"step picks a snapshot of a run folder; {run_dir} is not one", "step", "checkpoint")
+    found = snapshots(run_dir)
+    if step not in found:
+        have = ", ".join(map(str, found)) or "none (train with keep_every N to keep them)"
+        raise CharRNNError(
+            f"{run_dir} has no snapshot of step {step} ({snapshot_name(step)}); steps kept: {have}", "keep_every"
+        )
+    return found[step]

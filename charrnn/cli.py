@@ -24,6 +24,7 @@ from charrnn.config import (
     SampleConfig,
     SampleOutput,
     Shared,
+    TimelapseConfig,
     TrainConfig,
     parse_duration,
 )
@@ -43,6 +44,8 @@ app = typer.Typer(
 @command(app, *options.TRAIN)
 def train(o: Options) -> None:
     """Train a model on a corpus; checkpoints go to checkpoints/<run>/ (best.pt, last.pt).
+
+    A sample at each evaluation goes to samples.jsonl (shown by charrnn timelapse); --keep-every N keeps step-N.pt.
 
     Example: charrnn train data/input.txt --time-budget 10m
     """
@@ -141,7 +144,9 @@ def demo(o: Options) -> None:
         DataConfig(sources=files, val_frac=0.05),
         {"hidden_size": 256, "embed_size": 64, "layers": 2, "dropout": 0.0},
         # One evaluation at the end: in a minute every second of training counts.
-        TrainConfig(time_budget=parse_duration(o["time_budget"]), eval_every=10**9, warmup_steps=30, lr=5e-3),
+        TrainConfig(
+            time_budget=parse_duration(o["time_budget"]), eval_every=10**9, warmup_steps=30, lr=5e-3, sample_every=0
+        ),
         progress=TrainProgress(console),
         command=sys.argv,
     )
@@ -289,13 +294,32 @@ def export(o: Options) -> None:
     console.print(f"wrote {done.onnx} and {done.tokenizer} from {done.checkpoint}")
 
 
+@command(app, *options.COMMANDS["timelapse"])
+def timelapse(o: Options) -> None:
+    """How the model learned to write: the samples taken while it trained, stage by stage.
+
+    Each stage: the step, characters seen and validation loss, then a sample from the same prime.
+
+    From noise to letters, words, names and lines. Training samples at each evaluation (--sample-every N).
+
+    Example: charrnn timelapse checkpoints/my-run | less
+    """
+    _setup(False)
+    cfg = o.make(TimelapseConfig)
+    from charrnn import timelapse as stages
+
+    found = stages.read_samples(cfg.run)
+    with _closed_pipe_ends_quietly():
+        sys.stdout.write(stages.render_jsonl(found) if cfg.json else stages.render(found))
+
+
 def _load(o: Options):
     """The model of --checkpoint, on --device, with its tokenizer and the device."""
     from charrnn import checkpoint as ckpts
     from charrnn.runtime import resolve_device
 
     device = resolve_device(o["device"])
-    ckpt = ckpts.load(ckpts.resolve(o["checkpoint"]))
+    ckpt = ckpts.load(ckpts.resolve(o["checkpoint"], step=o["step"]))
     model, tok = ckpts.build_model(ckpt)
     o["run_items"] = ckpt.data_config.items if ckpt.data_config is not None else "text"  # how it was trained
     return model.to(device), tok, device

@@ -34,6 +34,7 @@ ITEMS_HELP = (
 
 # Help panels of `charrnn train --help`.
 DATA, MODEL, TRAIN, RUN = "Data", "Model", "Training", "Run"
+SAMPLES = "Samples while training"
 
 
 def setting(
@@ -228,9 +229,36 @@ class TrainConfig:
     tensorboard: bool = setting(
         False, "Also write TensorBoard event files into the run folder (needs tensorboard).", panel=RUN
     )
+    sample_every: int | None = setting(
+        None,
+        "Write a short sample from the current weights to samples.jsonl (and stderr) every N steps and at "
+        "the end; 0 turns it off. `charrnn timelapse RUN` shows them in order.",
+        panel=SAMPLES,
+        shown="at each evaluation",
+    )
+    sample_length: int = setting(200, "Characters per sample while training.", panel=SAMPLES)
+    sample_prime: str = setting(
+        "", "Text every sample while training starts from (the same at each stage).", panel=SAMPLES, shown="none"
+    )
+    sample_temp: float = setting(0.8, "Temperature of the samples while training; 0 is greedy.", panel=SAMPLES)
+    keep_every: int | None = setting(
+        None,
+        "Keep a snapshot step-N.pt every N steps beside best.pt and last.pt (each is evaluated too).",
+        panel=RUN,
+        shown="none",
+    )
+    keep_last: int | None = setting(
+        None, "Keep only the K newest snapshots (the oldest are deleted); 0 keeps all.", panel=RUN, shown="all"
+    )
 
     def __post_init__(self) -> None:
         _check_positive(self, "batch_size", "seq_len", "eval_every", "log_every")
+        _check_positive(self, "sample_length", "keep_every")
+        for name in ("sample_every", "keep_last"):
+            if (getattr(self, name) or 0) < 0:
+                raise CharRNNError(f"{name} must be 0 (off) or positive, got {getattr(self, name)}", name)
+        if self.sample_temp < 0 or not math.isfinite(self.sample_temp):
+            raise CharRNNError(f"sample_temp must be 0 (greedy) or positive, got {self.sample_temp}", "sample_temp")
         _check_positive(self, "max_steps", "epochs", "time_budget", "save_every")
         if self.lr <= 0 or not math.isfinite(self.lr):
             raise CharRNNError(f"lr must be a positive number, got {self.lr}", "lr")
@@ -287,6 +315,9 @@ class Shared:
     device: str = setting("auto", DEVICE_HELP)
     json: bool = setting(False, "Print one JSON object instead of the table.", flags=("--json",))
     encoding: str = setting("utf-8", ENCODING_HELP)
+    step: int | None = setting(
+        None, "The run's snapshot of this step (step-N.pt, see train --keep-every) instead of best.pt.", shown="none"
+    )
 
     def __post_init__(self) -> None:
         check_encoding(self)
@@ -495,3 +526,9 @@ class ExportConfig:
         "The ONNX file to write; the tokenizer goes beside it as NAME.tokenizer.json.",
         flags=("--output", "-o"),
     )
+
+
+@dataclass
+class TimelapseConfig:
+    run: str = setting(help="A run folder (or its samples.jsonl).", argument=True, metavar="RUN")
+    json: bool = setting(False, "Print the samples as JSON lines, one per stage, instead of text.", flags=("--json",))

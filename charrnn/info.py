@@ -10,6 +10,8 @@ from rich.table import Table
 
 from charrnn import checkpoint
 from charrnn.config import ModelConfig
+from charrnn.errors import CharRNNError
+from charrnn.metrics import read_metrics
 from charrnn.model import num_parameters
 from charrnn.registry import CELL_INFO
 
@@ -60,7 +62,25 @@ def describe(path: str | Path) -> tuple[Path, list[tuple[str, str]]]:
         rows.append(("fine-tuned from", f"{ckpt.parent['checkpoint']} (step {ckpt.parent['step']})"))
     if ckpt.command:
         rows.append(("command", shlex.join(ckpt.command)))
-    return file, rows
+    return file, rows + snapshot_rows(file.parent)
+
+
+def snapshot_rows(run_dir: Path) -> list[tuple[str, str]]:
+    """A row per snapshot (step-N.pt) of the run: its step and validation loss, read from metrics.jsonl
+    rather than from each checkpoint."""
+    found = checkpoint.snapshots(run_dir)
+    if not found:
+        return []
+    try:
+        evaluated = {r.step: r for r in read_metrics(run_dir) if r.val_loss is not None}  # a resumed step: the last
+    except CharRNNError:
+        evaluated = {}
+    rows = []
+    for step, path in found.items():
+        r = evaluated.get(step)
+        val = _loss(r.val_loss, r.val_bpc if r.val_bpc is not None else math.nan) if r else "not recorded"
+        rows.append((f"snapshot {path.name}", f"step {step:,}, val loss {val}"))
+    return rows
 
 
 def table(path: str | Path) -> Table:

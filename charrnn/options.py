@@ -134,7 +134,7 @@ TRAIN = (
     Bundle(config.RunOptions),
 )
 SAMPLE = (
-    Bundle(config.Shared, ("checkpoint",)),
+    Bundle(config.Shared, ("checkpoint", "step")),
     Bundle(config.SampleConfig),
     Bundle(config.SampleOutput),
     Bundle(config.Shared, ("device",)),
@@ -151,6 +151,7 @@ COMMANDS: dict[str, tuple[Bundle, ...]] = {
     "gradflow": (Bundle(config.GradflowConfig), Bundle(config.Shared, ("device",))),
     "info": (Bundle(config.InfoConfig),),
     "export": (Bundle(config.ExportConfig),),
+    "timelapse": (Bundle(config.TimelapseConfig),),
 }
 
 

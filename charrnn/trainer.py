@@ -26,7 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from charrnn import autosize, checkpoint, distributed, finetune
+from charrnn import autosize, checkpoint, distributed, finetune, timelapse
 from charrnn.checkpoint import Checkpoint, Cursor, RngState
 from charrnn.config import DataConfig, ModelConfig, TrainConfig
 from charrnn.data import BPTTBatches, Corpus, load_corpus
@@ -285,6 +285,8 @@ class Trainer:
         if cfg.compile:
             self.forward = compiled(self.forward)
         self.last_eval_step = -1
+        self.last_sample_step = -1
+        self.last_eval: MetricsRecord | None = None  # the record of the last evaluation, for its sample
 
     @property
     def cursor(self) -> Cursor:
@@ -293,8 +295,7 @@ class Trainer:
     def save(self, names: tuple[str, ...]) -> None:
         ckpt = self.state.to_checkpoint(self.cfg, self.data_cfg, self.corpus, self.command)  # every rank gathers
         if self.setup.is_main:
-            for name in names:
-                checkpoint.save(self.run_dir / name, ckpt)
+            checkpoint.save_all([self.run_dir / name for name in names], ckpt)
 
     def progress_fraction(self, elapsed: float) -> float:
         cfg, c = self.cfg, self.cursor
@@ -436,9 +437,10 @@ class Trainer:
         return round(self.batches.predicted(i) * self.corpus.train.chars_per_token)
 
     def _after_step(self, window: Window, lr: float, start: float) -> None:
-        """Log at each log interval, evaluate and save at each evaluation, save at each save interval."""
+        """Log at each log interval, evaluate and save at each evaluation (and snapshot), sample when due,
+        save at each save interval."""
         cfg, step = self.cfg, self.cursor.step
-        do_eval = step % cfg.eval_every == 0
+        do_eval = step % cfg.eval_every == 0 or self._snapshot_due(step)  # a snapshot carries its val loss
         if step % cfg.log_every == 0 or do_eval:
             record = self._record(start)
             window.fill(record, lr)
@@ -446,6 +448,8 @@ class Trainer:
                 self._eval_and_save(record)
             self.logger.write(record, self.progress_fraction(record.time), self.cursor.best_val_loss)
             window.reset()  # after the evaluation: its time is not training time
+        if timelapse.due(cfg, step, do_eval):
+            window.start += self._sample()  # nor is the sample's
         if cfg.save_every and step % cfg.save_every == 0 and not do_eval:
             self.cursor.elapsed = time.perf_counter() - start
             self.save(("last.pt",))
@@ -455,15 +459,32 @@ class Trainer:
         self.cursor.elapsed = time.perf_counter() - start
         if stopped_by == "signal" or self.last_eval_step == self.cursor.step:
             self.save(("last.pt",))
-            return
-        record = self._record(start)
-        self._eval_and_save(record)
-        self.logger.write(record, self.progress_fraction(record.time), self.cursor.best_val_loss)
+        else:
+            record = self._record(start)
+            self._eval_and_save(record)
+            self.logger.write(record, self.progress_fraction(record.time), self.cursor.best_val_loss)
+        if stopped_by != "signal" and self.cfg.sample_every != 0 and self.last_sample_step != self.cursor.step:
+            self._sample()  # the last stage of the timelapse
+
+    def _snapshot_due(self, step: int) -> bool:
+        return bool(self.cfg.keep_every) and step % self.cfg.keep_every == 0
+
+    def _sample(self) -> float:
+        """Rank 0 appends a sample from the current weights to samples.jsonl; returns the seconds it took."""
+        began = time.perf_counter()
+        self.last_sample_step = self.cursor.step
+        if self.setup.is_main:
+            record = timelapse.draw(self.model, self.corpus.tokenizer, self.cfg, self.cursor.step, self.setup.device)
+            record.chars = self.cursor.chars
+            if self.last_eval_step == self.cursor.step and self.last_eval is not None:
+                record.val_loss, record.val_bpc = self.last_eval.val_loss, self.last_eval.val_bpc
+            timelapse.append(self.run_dir, record)
+        return time.perf_counter() - began
 
     def _eval_and_save(self, record: MetricsRecord) -> None:
         """Rank 0 evaluates on the whole validation split; all ranks then save (the state gather)."""
         c, cfg, val = self.cursor, self.cfg, self.corpus.val
-        self.last_eval_step = c.step
+        self.last_eval_step, self.last_eval = c.step, record
         val_loss = None
         if self.setup.is_main:
             evaluate = (
@@ -488,7 +509,11 @@ class Trainer:
             names = ("last.pt", "best.pt")
         if math.isfinite(val_loss):
             self.state.remember_good()
+        if self._snapshot_due(c.step):
+            names += (checkpoint.snapshot_name(c.step),)
         self.save(names)
+        if self._snapshot_due(c.step) and self.setup.is_main:
+            checkpoint.prune_snapshots(self.run_dir, cfg.keep_last)
 
 
 def train(

@@ -98,7 +98,9 @@ def test_measure_speed_counts_characters_per_second():
 @pytest.mark.slow
 def test_train_fits_the_size_to_the_budget_and_records_it(corpus_file, tmp_path):
     run = tmp_path / "auto"
-    done = charrnn("train", str(corpus_file), "--time-budget", "12s", "--precision", "fp32", "--out", str(run), cwd=tmp_path)
+    done = charrnn(
+        "train", str(corpus_file), "--time-budget", "12s", "--precision", "fp32", "--out", str(run), cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert "size auto:" in done.stderr
     record = json.loads((run / "autosize.json").read_text())

@@ -229,3 +229,21 @@ def test_missing_checkpoint(tmp_path, monkeypatch):
         checkpoint.resolve(None)
     with pytest.raises(CharRNNError, match="no such checkpoint"):
         checkpoint.resolve(tmp_path / "x.pt")
+
+
+def test_snapshots_are_found_pruned_and_resolved_by_step(tmp_path, monkeypatch):
+    for name in ("best.pt", "last.pt", "step-100.pt", "step-20.pt", "step-40.pt", "step-x.pt", ".step-60.pt.tmp"):
+        (tmp_path / name).write_bytes(b"")
+    assert list(checkpoint.snapshots(tmp_path)) == [20, 40, 100]  # by step, not by name
+    assert checkpoint.resolve(tmp_path, step=40) == tmp_path / "step-40.pt"
+    with pytest.raises(CharRNNError, match=r"no snapshot of step 60 \(step-60.pt\); steps kept: 20, 40, 100$"):
+        checkpoint.resolve(tmp_path, step=60)
+    with pytest.raises(CharRNNError, match="step picks a snapshot of a run folder"):
+        checkpoint.resolve(tmp_path / "best.pt", step=40)
+    checkpoint.prune_snapshots(tmp_path, None)
+    assert list(checkpoint.snapshots(tmp_path)) == [20, 40, 100]
+    checkpoint.prune_snapshots(tmp_path, 2)
+    assert list(checkpoint.snapshots(tmp_path)) == [40, 100] and (tmp_path / "best.pt").exists()
+    monkeypatch.chdir(tmp_path.parent)
+    monkeypatch.setattr(checkpoint, "CHECKPOINTS", tmp_path.parent)  # the latest run, then its snapshot
+    assert checkpoint.resolve(None, step=100) == tmp_path / "step-100.pt"
