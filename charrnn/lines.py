@@ -119,10 +119,15 @@ class LineBatches:
         return np.asarray(self.ids[start - 1 : start + length], dtype=np.int64)
 
 
+def item_config(cfg: SampleConfig) -> SampleConfig:
+    """A lines run's sampling settings: each sample ends at its newline."""
+    return replace(cfg, stop=[*cfg.stop, "\n"])
+
+
 def sample_settings(cfg: SampleConfig, out: SampleOutput) -> tuple[SampleConfig, str, str]:
     """A lines run's sampling: each sample ends at its newline, and samples print one per line.
     Returns the config, the separator between samples and the text after the last one."""
     separator = (
         "\n" if out.separator == SampleOutput.__dataclass_fields__["separator"].default else out.separator_text()
     )
-    return replace(cfg, stop=[*cfg.stop, "\n"]), separator, "\n"
+    return item_config(cfg), separator, "\n"

@@ -146,6 +146,7 @@ def names_run(tmp_path_factory) -> tuple[Path, Path]:
         "--out",
         str(root / "run"),
         cwd=root,
+        timeout=900,  # a busy shared CPU
     )
     assert result.returncode == 0, result.stderr
     return names, root / "run"
