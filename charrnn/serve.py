@@ -16,13 +16,14 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -258,6 +259,61 @@ async def generate(request: Request) -> Response:
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
+TEXT_FIELDS = {"model": "str | None", "text": "str"}
+SCORE_FIELDS = TEXT_FIELDS | {"top_k": "int"}
+ACTIVATIONS_FIELDS = TEXT_FIELDS | {"layer": "int", "kind": "str"}
+MAX_TOP_K = 50
+
+
+async def _text_request(request: Request, accepted: Mapping[str, str]) -> tuple[dict[str, Any], ServedModel]:
+    """The request's fields and its model; the text present and within max_text."""
+    body = await read_json(request, accepted)
+    if "text" not in body:
+        raise ApiError(400, "text is missing")
+    limit = request.app.state.cfg.max_text
+    if len(body["text"]) > limit:
+        raise ApiError(413, f"text exceeds the server's limit max_text ({limit} characters)")
+    return body, served_model(request, body.pop("model", None))
+
+
+async def _in_slot(request: Request, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """function(*args, **kwargs) on a worker thread, holding one of the server's slots; a bad layer or kind is a 400."""
+    slots: Slots = request.app.state.slots
+    slots.take()
+    try:
+        return await run_in_threadpool(function, *args, **kwargs)
+    except CharRNNError as e:
+        raise ApiError(400, str(e)) from None
+    finally:
+        slots.release_once()()
+
+
+async def score(request: Request) -> Response:
+    """POST /v1/score: each token's log-probability (nats), the top_k next tokens at each position, bits/char."""
+    from charrnn.score import score_text
+
+    body, m = await _text_request(request, SCORE_FIELDS)
+    top_k = body.get("top_k", 5)
+    if not 0 <= top_k <= MAX_TOP_K:
+        raise ApiError(400, f"top_k must be between 0 and {MAX_TOP_K}, got {top_k}")
+    found = await _in_slot(
+        request, score_text, m.model, m.tokenizer, body["text"], top_k=top_k, device=m.device, precision=m.precision
+    )
+    return JSONResponse(found.to_dict())
+
+
+async def activations(request: Request) -> Response:
+    """POST /v1/activations: one layer's units at each token (hidden; LSTMs also cell and gates), float16 base64."""
+    from charrnn.score import activations as unit_values
+
+    body, m = await _text_request(request, ACTIVATIONS_FIELDS)
+    layer, kind = body.get("layer", 0), body.get("kind", "hidden")
+    found = await _in_slot(
+        request, unit_values, m.model, m.tokenizer, body["text"], layer=layer, kind=kind, device=m.device
+    )
+    return JSONResponse(found.to_dict())
+
+
 async def list_models(request: Request) -> Response:
     """GET /v1/models: what `charrnn info` shows of each model, keyed by name."""
     return JSONResponse({name: m.info for name, m in request.app.state.models.items()})
@@ -306,6 +362,8 @@ def create_app(models: dict[str, ServedModel], cfg: ServeConfig, extra_routes: S
     """The API over loaded models; extra_routes (the web page's) are appended."""
     routes = [
         Route("/v1/generate", generate, methods=["POST"]),
+        Route("/v1/score", score, methods=["POST"]),
+        Route("/v1/activations", activations, methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
         *extra_routes,
@@ -329,8 +387,8 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     app.state.engine.stop()
 
 
-def run(cfg: ServeConfig, device: str) -> None:
-    """Load the models and serve until SIGINT or SIGTERM."""
+def run(cfg: ServeConfig, device: str, extra_routes: Sequence[BaseRoute] = ()) -> None:
+    """Load the models and serve (with extra_routes: the web page's) until SIGINT or SIGTERM."""
     import uvicorn
 
     from charrnn.runtime import resolve_device
@@ -339,4 +397,10 @@ def run(cfg: ServeConfig, device: str) -> None:
     served = load_models(cfg.checkpoints, dev, cfg.precision)
     if cfg.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: anyone who can reach it may use the API (there is no authentication)", cfg.host)
-    uvicorn.run(create_app(served, cfg), host=cfg.host, port=cfg.port, timeout_graceful_shutdown=5, log_level="info")
+    uvicorn.run(
+        create_app(served, cfg, extra_routes),
+        host=cfg.host,
+        port=cfg.port,
+        timeout_graceful_shutdown=5,
+        log_level="info",
+    )

@@ -20,7 +20,14 @@ from charrnn.config import SampleConfig, ServeConfig
 from charrnn.sample import generate
 from charrnn.serve import GENERATE_FIELDS, create_app, load_models, model_name
 
-LIMITS = {"max_length": 300, "max_beams": 4, "max_samples": 4, "max_concurrent": 24, "max_body_bytes": 4000}
+LIMITS = {
+    "max_text": 3000,
+    "max_length": 300,
+    "max_beams": 4,
+    "max_samples": 4,
+    "max_concurrent": 24,
+    "max_body_bytes": 4000,
+}
 
 
 def _free_port() -> int:
@@ -166,7 +173,7 @@ BAD = [
     ('{"beam": 2, "num_samples": 2}', 400, "use n_best"),
     ('{"n_best": 3, "beam": 2}', 400, "n_best must be between 1 and beam"),
     ('{"stop": [""]}', 400, "stop needs a non-empty string"),
-    ('{"prime": "\\u4e2d\\u6587"}', 400, "prime"),
+    ('{"prime": "\\u4e2d\\u6587"}', 400, "not in the model's vocabulary"),
     ('{"seed": -1}', 400, "seed must be between"),
     ('{"unknown": "maybe"}', 400, "unknown must be one of"),
     ('{"prime": "' + "x" * 5000 + '"}', 413, "max_body_bytes (4000)"),
@@ -180,6 +187,41 @@ def test_bad_generate_requests_get_one_line_errors(server, body, status, message
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert message in error and "\n" not in error and "Traceback" not in error
+
+
+BAD_TEXT = [
+    ("/v1/score", '{"text": 5}', 400, "text must be str"),
+    ("/v1/score", "{}", 400, "text is missing"),
+    ("/v1/score", '{"text": "' + "x" * 3001 + '"}', 413, "max_text (3000 characters)"),
+    ("/v1/score", '{"text": "ab", "top_k": 51}', 400, "top_k must be between 0 and 50"),
+    ("/v1/score", '{"text": "ab", "layer": 0}', 400, "unknown field 'layer'"),
+    ("/v1/activations", '{"text": "ab", "layer": 7}', 400, "layer"),
+    ("/v1/activations", '{"text": "ab", "kind": "mood"}', 400, "kind"),
+    ("/v1/activations", '{"text": "ab", "model": "nope"}', 404, "unknown model"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"), BAD_TEXT, ids=[f"{p}{b[:20]}" for p, b, _, _ in BAD_TEXT]
+)
+def test_bad_score_and_activations_requests(server, path, body, status, message):
+    _, url = server
+    response = httpx.post(url + path, content=body)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert message in error and "\n" not in error
+
+
+def test_score_and_activations_answer_for_the_text(server, trained_run):
+    from charrnn.score import activations, score_text
+
+    app, url = server
+    served = app.state.models["run"]
+    found = httpx.post(url + "/v1/score", json={"text": "ROMEO: Ay.", "top_k": 3}).json()
+    assert found == json.loads(json.dumps(score_text(served.model, served.tokenizer, "ROMEO: Ay.", top_k=3).to_dict()))
+    got = httpx.post(url + "/v1/activations", json={"text": "KING", "layer": 1, "kind": "cell"}).json()
+    assert got == activations(served.model, served.tokenizer, "KING", layer=1, kind="cell").to_dict()
+    assert app.state.slots.used == 0
 
 
 @pytest.mark.parametrize(
