@@ -128,7 +128,12 @@ def main() -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         cmd = [sys.executable, "-m", "charrnn", "serve", str(run), "--port", str(port), "--precision", args.precision]
-        server = subprocess.Popen(cmd + ["--max-concurrent", "256"], stderr=subprocess.DEVNULL, env=os.environ.copy())
+        server = subprocess.Popen(
+            cmd + ["--max-concurrent", "256"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=os.environ.copy(),
+        )
         try:
             wait_until_up(url, server)
             rows = [asyncio.run(drive(url, n, args.requests, args.length)) for n in args.streams]
