@@ -83,15 +83,18 @@ class _Batch:
 
     def advance(self) -> None:
         """One step of every row; each job's sinks take their tokens."""
-        parts, at = [], 0
-        for job, rows in self.jobs:
-            n = job.cfg.num_samples
-            ids, rows["utf8"] = choose_step(
-                self.logits[at : at + n], rows["seen"], rows["draws"], job.cfg, self.guard, rows["utf8"]
-            )
-            parts.append(ids)
-            at += n
-        ids = torch.cat(parts)
+        ids = torch.empty(self.logits.shape[0], dtype=torch.long, device=self.device)
+        for members in self._groups():
+            rows = [r for start, job, _ in members for r in range(start, start + job.cfg.num_samples)]
+            index = torch.tensor(rows, device=self.device)
+            cfg, parts = members[0][1].cfg, [p for _, _, p in members]
+            seen = parts[0]["seen"] if len(parts) == 1 else torch.cat([p["seen"] for p in parts])
+            uniforms = torch.cat([p["draws"].next() for p in parts])
+            utf8 = torch.cat([p["utf8"] for p in parts])
+            chosen, utf8 = choose_step(self.logits.index_select(0, index), seen, uniforms, cfg, self.guard, utf8)
+            ids[index] = chosen
+            for p, u in zip(parts, utf8.split([len(p["utf8"]) for p in parts]), strict=True):
+                p["utf8"] = u
         logprobs = self.logits.float().log_softmax(-1).gather(1, ids[:, None]).squeeze(1)
         self.logits, self.states = self.step(ids, self.states)
         ids_, lps = ids.tolist(), logprobs.tolist()
@@ -100,6 +103,18 @@ class _Batch:
             for sink in job.sinks:
                 sink.feed([ids_[at]], [lps[at]])
                 at += 1
+
+    def _groups(self) -> list[list[tuple[int, Job, dict]]]:
+        """The jobs whose rows one call can choose for: the same strategies and no repetition penalty
+        (its seen-token mask is updated in place, so such a job chooses alone). Rows are independent
+        in every strategy, so a row's choice does not depend on its company."""
+        groups: dict[object, list[tuple[int, Job, dict]]] = {}
+        for start, (job, parts) in zip(self._starts(), self.jobs, strict=True):
+            c = job.cfg
+            greedy = c.temperature == 0 or c.top_k == 1
+            key = ("greedy",) if greedy else (c.temperature, c.top_k, c.top_p, c.min_p)
+            groups.setdefault(key if c.repetition_penalty == 1.0 else id(job), []).append((start, job, parts))
+        return list(groups.values())
 
     def drop(self, keep: list[bool]) -> None:
         """Remove the jobs not kept, and their rows."""

@@ -267,7 +267,7 @@ def generate(
         while not all(s.done for s in sinks):
             chosen, chosen_logits = [], []
             for _ in range(min(block, max(cfg.length - len(s.text) - len(s.pending) for s in sinks))):
-                ids, utf8 = choose_step(logits, seen, draws, cfg, guard, utf8)
+                ids, utf8 = choose_step(logits, seen, draws.next(), cfg, guard, utf8)
                 chosen.append(ids)
                 chosen_logits.append(logits)
                 logits, states = step(ids, states)
@@ -302,14 +302,14 @@ class Draws:
 def choose_step(
     logits: torch.Tensor,
     seen: torch.Tensor,
-    draws: Draws,
+    uniforms: torch.Tensor,
     cfg: SampleConfig,
     guard: Utf8Guard | None,
     utf8: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One step's choice for a request's rows: the next ids and the rows' new UTF-8 states; marks the
-    ids seen for the repetition penalty. The one per-step function of `generate` and the server's engine."""
-    uniforms = draws.next()
+    """One step's choice for some rows (each with its uniform from Draws): the next ids and the rows' new
+    UTF-8 states; marks the ids seen for the repetition penalty. The one per-step function of `generate`
+    and the server's engine."""
     if guard:
         ids = _choose(guard.mask(logits, utf8), seen, uniforms, cfg)
         utf8 = guard.advance(utf8, ids)
