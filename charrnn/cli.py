@@ -23,6 +23,7 @@ from charrnn.config import (
     NoveltyConfig,
     SampleConfig,
     SampleOutput,
+    ServeConfig,
     Shared,
     TimelapseConfig,
     TrainConfig,
@@ -311,6 +312,21 @@ def timelapse(o: Options) -> None:
     found = stages.read_samples(cfg.run)
     with _closed_pipe_ends_quietly():
         sys.stdout.write(stages.render_jsonl(found) if cfg.json else stages.render(found))
+
+
+@command(app, *options.COMMANDS["serve"])
+def serve(o: Options) -> None:
+    """Serve models over HTTP: generation streamed to many users at once, scores, activations.
+
+    Each model is loaded once and named by its run folder (GET /v1/models lists them); Ctrl-C stops.
+    Example: charrnn serve checkpoints/my-run --port 8000, then
+    curl -N localhost:8000/v1/generate -d '{"prime": "ROMEO:", "temp": 0.8, "length": 200}'
+    """
+    _setup(False)
+    cfg = o.make(ServeConfig)
+    from charrnn import serve as serving
+
+    serving.run(cfg, o["device"])
 
 
 def _load(o: Options):

@@ -152,6 +152,7 @@ COMMANDS: dict[str, tuple[Bundle, ...]] = {
     "info": (Bundle(config.InfoConfig),),
     "export": (Bundle(config.ExportConfig),),
     "timelapse": (Bundle(config.TimelapseConfig),),
+    "serve": (Bundle(config.ServeConfig), Bundle(config.Shared, ("device",))),
 }
 
 

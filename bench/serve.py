@@ -1,0 +1,161 @@
+"""`charrnn serve` under load: aggregate characters per second and time to first character.
+
+Trains a 2x512 LSTM for a single step on some of the Python standard library's source (quality does not
+matter for speed), starts `charrnn serve` on 127.0.0.1 in a subprocess, and drives 1, 8 and 32 concurrent
+streams: each stream sends its requests one after another (a bounded number), every request sampling
+`--length` characters. The load generator runs on the same machine, so it takes some of the CPU too.
+
+    python bench/serve.py                       # 1, 8, 32 streams
+    python bench/serve.py --streams 1 32 --length 500
+
+Prints a table and writes bench/results/serve.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+from generate import cpu_name  # noqa: E402
+
+
+def build_model(root: Path) -> Path:
+    """A 2x512 LSTM run folder, trained one step (speed does not depend on the weights)."""
+    from charrnn import data, trainer
+    from charrnn.config import DataConfig, TrainConfig
+
+    corpus = root / "corpus.txt"
+    corpus.write_text("".join(Path(f).read_text(encoding="utf-8") for f in data.stdlib_sources()[:20])[:200_000])
+    trainer.train(
+        DataConfig(sources=[str(corpus)], cache_dir=str(root / "cache")),
+        {"hidden_size": 512, "embed_size": 64, "layers": 2, "dropout": 0.0},
+        TrainConfig(max_steps=1, eval_every=10**9, warmup_steps=1, precision="fp32"),
+        out=str(root / "lstm-2x512"),
+        command=["bench/serve.py"],
+    )
+    return root / "lstm-2x512"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def one_stream(client: httpx.AsyncClient, url: str, requests: int, length: int, seed: int) -> list[dict]:
+    """Requests one after another; for each, seconds to its first character and the characters received."""
+    out = []
+    for r in range(requests):
+        body = {"length": length, "temperature": 0.8, "seed": seed * 1000 + r}
+        t0, first, chars = time.perf_counter(), None, 0
+        async with client.stream("POST", url + "/v1/generate", json=body) as response:
+            response.raise_for_status()
+            async for line in response.aiter_lines():
+                event = json.loads(line)
+                if event.get("text"):
+                    first = first if first is not None else time.perf_counter() - t0
+                    chars += len(event["text"])
+        out.append({"ttfc": first, "chars": chars})
+    return out
+
+
+async def drive(url: str, streams: int, requests: int, length: int) -> dict:
+    limits = httpx.Limits(max_connections=streams + 4)
+    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+        await one_stream(client, url, 1, 20, 0)  # warm up
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*(one_stream(client, url, requests, length, s) for s in range(streams)))
+        wall = time.perf_counter() - t0
+    done = [r for rs in results for r in rs]
+    ttfc = sorted(r["ttfc"] for r in done)
+    chars = sum(r["chars"] for r in done)
+    return {
+        "streams": streams,
+        "requests": len(done),
+        "chars": chars,
+        "seconds": wall,
+        "chars_per_sec": chars / wall,
+        "ttfc_p50_ms": 1000 * statistics.median(ttfc),
+        "ttfc_p99_ms": 1000 * ttfc[min(len(ttfc) - 1, round(0.99 * (len(ttfc) - 1)))],
+    }
+
+
+def wait_until_up(url: str, server: subprocess.Popen) -> None:
+    for _ in range(600):
+        if server.poll() is not None:
+            raise SystemExit("the server exited")
+        try:
+            httpx.get(url + "/v1/models", timeout=1).raise_for_status()
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit("the server did not start")
+
+
+def print_table(rows: list[dict]) -> None:
+    one = rows[0]["chars_per_sec"]
+    print("| streams | requests | chars/s | vs 1 stream | TTFC p50 | TTFC p99 |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(
+            f"| {r['streams']} | {r['requests']} | {r['chars_per_sec']:,.0f} | {r['chars_per_sec'] / one:.2f}x "
+            f"| {r['ttfc_p50_ms']:.1f} ms | {r['ttfc_p99_ms']:.1f} ms |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--length", type=int, default=300, help="characters per request")
+    parser.add_argument("--requests", type=int, default=4, help="requests per stream")
+    parser.add_argument("--precision", default="auto", help="the server's --precision")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "serve.json"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="charrnn-bench-serve-") as tmp:
+        run = build_model(Path(tmp))
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        cmd = [sys.executable, "-m", "charrnn", "serve", str(run), "--port", str(port), "--precision", args.precision]
+        server = subprocess.Popen(
+            cmd + ["--max-concurrent", "256"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=os.environ.copy(),
+        )
+        try:
+            wait_until_up(url, server)
+            rows = [asyncio.run(drive(url, n, args.requests, args.length)) for n in args.streams]
+        finally:
+            server.terminate()
+            server.wait(10)
+    print_table(rows)
+    meta = {
+        "command": " ".join(["python", "bench/serve.py", *sys.argv[1:]]),
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "load_average_after": os.getloadavg(),
+        "model": "lstm 2x512, 65-ish character vocabulary",
+        "precision": args.precision,
+        "length": args.length,
+        "requests_per_stream": args.requests,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
