@@ -23,6 +23,7 @@ from charrnn.config import (
     NoveltyConfig,
     SampleConfig,
     SampleOutput,
+    ScoreConfig,
     ServeConfig,
     Shared,
     TimelapseConfig,
@@ -407,3 +408,36 @@ def main() -> None:
     except KeyboardInterrupt:
         code = 130
     sys.exit(code if isinstance(code, int) else 0)
+
+
+@command(app, *options.COMMANDS["score"])
+def score(o: Options) -> None:
+    """How likely the model finds a text: JSONL, one object per token (with its top-k guesses) or per line.
+
+    Per token: {"start", "text", "logprob" (nats), "top": a list of text, probability pairs}. --per-line:
+    {"line", "characters", "nats", "bits_per_char"}; rank lines with
+    charrnn score names.txt --per-line | jq -s -c 'sort_by(.bits_per_char)[]'
+    """
+    _setup(False)
+    cfg = o.make(ScoreConfig)
+    import json
+
+    from charrnn import score as scoring
+
+    model, tok, device = _load(o)
+    with _closed_pipe_ends_quietly():
+        if cfg.per_line:
+            lines = scoring.read_lines(cfg.file)
+            for s in scoring.score_lines(model, tok, lines, device=device, precision=cfg.precision):
+                sys.stdout.write(json.dumps(s.to_dict()) + "\n")
+            return
+        result = scoring.score_text(
+            model,
+            tok,
+            scoring.read_text(cfg.file),
+            top_k=0 if cfg.summary else cfg.top_k,
+            device=device,
+            precision=cfg.precision,
+        )
+        rows = [result.summary()] if cfg.summary else result.to_dict()["tokens"]
+        sys.stdout.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)

@@ -512,6 +512,29 @@ class GradflowConfig:
 
 
 @dataclass
+class ScoreConfig:
+    file: str = setting(help="The text to score: a file, or - for stdin.", argument=True, metavar="FILE")
+    per_line: bool = setting(
+        False, "Score each line on its own, from the state after a newline: one JSON object per line, to rank lines."
+    )
+    top_k: int = setting(5, "Per token: the model's k most likely guesses at each position; 0 leaves them out.")
+    summary: bool = setting(False, "Print only the total: characters, tokens, nats and bits per character.")
+    precision: str = setting(
+        "fp32",
+        "Weights of the model: fp32 (exact, as charrnn eval), fp16 (CPU: fp16 weights, log-probabilities within "
+        "about 1e-3), or auto (fp16 on a CPU that has the kernel).",
+        choices=("auto", "fp32", "fp16"),
+    )
+
+    def __post_init__(self) -> None:
+        if self.top_k < 0:
+            raise CharRNNError(f"top_k must be 0 or more, got {self.top_k}", "top_k")
+        if self.per_line and self.summary:
+            raise CharRNNError("per_line and summary do not go together", "per_line", "summary")
+        _check_choice(self, "precision")
+
+
+@dataclass
 class InfoConfig:
     path: str | None = setting(
         None, "A checkpoint file or run folder.", argument=True, shown="the latest run under checkpoints/"

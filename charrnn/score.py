@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import base64
 import functools
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -57,13 +59,17 @@ class ScoreResult:
         n = len(self.tokens)
         return bits_per_char(self.nats / n, n, self.characters) if n else 0.0
 
-    def to_dict(self) -> dict:
+    def summary(self) -> dict:
         return {
-            "tokens": [asdict(t) | {"top": [list(g) for g in t.top]} for t in self.tokens],
-            "nats": self.nats,
             "characters": self.characters,
+            "tokens": len(self.tokens),
+            "nats": self.nats,
             "bits_per_char": self.bits_per_char,
         }
+
+    def to_dict(self) -> dict:
+        tokens = [asdict(t) | {"top": [list(g) for g in t.top]} for t in self.tokens]
+        return self.summary() | {"tokens": tokens}  # the list in place of the count
 
 
 @dataclass
@@ -355,3 +361,25 @@ def activations(
         values = _gates(model, layer, below, h_prev, c_prev)[kind]
     tokens = _offsets(tokenizer, text, ids)
     return Activations(layer, kind, tokens, values.float().cpu().numpy().astype(np.float16))
+
+
+def read_text(path: str) -> str:
+    """A UTF-8 file's text, or stdin's for "-"."""
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise CharRNNError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+
+
+def read_lines(path: str) -> Iterator[str]:
+    """A UTF-8 file's lines (or stdin's for "-"), read as they are scored."""
+    if path == "-":
+        yield from sys.stdin
+        return
+    try:
+        with open(path, encoding="utf-8") as f:
+            yield from f
+    except (OSError, UnicodeDecodeError) as e:
+        raise CharRNNError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
