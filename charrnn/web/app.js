@@ -126,11 +126,13 @@ function primeAtCursor() {
 
 async function continueText() {
   const editor = $("editor");
-  let { at, prime } = primeAtCursor();
+  const { prime } = primeAtCursor();
+  let at = prime.length;
   const controller = startWriting("writing…");
   const body = settings();
   if (prime) body.prime = prime;
   let written = 0;
+  let pieces = 0;
   try {
     const response = await post("v1/generate", body, controller.signal);
     for await (const event of events(response)) {
@@ -138,24 +140,33 @@ async function continueText() {
       editor.setRangeText(event.text, at, at, "end");
       at += event.text.length;
       written += event.text.length;
+      pieces += 1;
       $("write-status").textContent = `writing… ${written} characters`;
     }
-    finishWriting(controller, null, `wrote ${written} characters`);
+    finishWriting(controller, null, `wrote ${written} characters in ${pieces} pieces`);
   } catch (error) {
     finishWriting(controller, error);
   }
 }
 
-function branchCard(i) {
+// A branch: its number, then the end of the line it continues (dimmed) and the continuation in a <pre>.
+function branchCard(i, context) {
   const card = document.createElement("button");
   card.className = "branch";
   card.dataset.i = i;
   const label = document.createElement("span");
   label.className = "label";
   label.textContent = `${i + 1}`;
-  card.append(label, document.createElement("pre"));
+  const lead = document.createElement("span");
+  lead.className = "context";
+  lead.textContent = context;
+  const pre = document.createElement("pre");
+  pre.append(lead, document.createElement("span"));
+  card.append(label, pre);
   return card;
 }
+
+const branchText = (card) => card.querySelector("pre").lastChild;
 
 async function branch() {
   const { at, prime } = primeAtCursor();
@@ -166,13 +177,14 @@ async function branch() {
   if (body.beam) Object.assign(body, { beam: Math.max(body.beam, n), n_best: n });
   else body.num_samples = n;
   state.branchAt = at;
-  const cards = Array.from({ length: n }, (_, i) => branchCard(i));
+  const context = prime.slice(prime.lastIndexOf("\n") + 1).slice(-40);
+  const cards = Array.from({ length: n }, (_, i) => branchCard(i, context));
   $("branch-list").replaceChildren(...cards);
   try {
     const response = await post("v1/generate", body, controller.signal);
     for await (const event of events(response)) {
       const card = cards[event.index ?? 0];
-      if (event.text && card) card.lastChild.textContent += event.text;
+      if (event.text && card) branchText(card).textContent += event.text;
       if (event.done && card) card.classList.add("done");
     }
     cards.forEach((card) => card.classList.add("done"));
@@ -185,7 +197,7 @@ async function branch() {
 function takeBranch(card) {
   stopWriting();
   const editor = $("editor");
-  const text = card.lastChild.textContent;
+  const text = branchText(card).textContent;
   const at = Math.min(state.branchAt, editor.value.length);
   editor.setRangeText(text, at, at, "end");
   editor.focus();
@@ -413,8 +425,10 @@ function showUnit(button) {
 
 // ---------------------------------------------------------------- Inspect: the tooltip
 
+// A token as the tooltip shows it: whitespace made visible, other control characters escaped.
 function shown(text) {
-  return JSON.stringify(text).slice(1, -1);
+  const marks = { " ": "␣", "\n": "↵", "\t": "→" };
+  return text.replace(/[ \n\t]/g, (c) => marks[c]).replace(/[\x00-\x1f\x7f]/g, (c) => JSON.stringify(c).slice(1, -1));
 }
 
 function tipRow(table, guess, probability, actual) {
