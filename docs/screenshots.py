@@ -46,7 +46,8 @@ def inspect_view(page: Page, text: str, out: Path) -> None:
     page.locator("#inspect-input").fill(text)
     page.click("#analyze")
     expect(page.locator("#inspect-status")).to_contain_text("bits per character", timeout=TIMEOUT)
-    at = text.index("(text") + 1  # a character whose guesses say something: after "("
+    page.locator("#inspect-input").evaluate("input => (input.scrollTop = 0)")
+    at = text.index("np.zeros") + 3  # a character whose guesses say something: what follows "np."
     page.locator("#view span").nth(at).hover()
     expect(page.locator("#tip")).to_be_visible()
     page.screenshot(path=out / "web-inspect.png")
@@ -68,10 +69,14 @@ def main() -> None:
     parser.add_argument("run", help="the run folder or checkpoint to serve")
     parser.add_argument("--out", default=str(ROOT / "docs"), help="folder for the PNGs")
     parser.add_argument("--probe", default="in_quotes", help="whose best unit the third image shows")
+    parser.add_argument("--url", help="use the server already running here instead of starting one on RUN")
     args = parser.parse_args()
     out = Path(args.out)
     text = (ROOT / "charrnn" / "units.py").read_text(encoding="utf-8")
     text = text[text.index("def char_probes") :][:2400]
+    if args.url:
+        capture(args.url, text, args.probe, out)
+        return
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "charrnn", "serve", args.run, "--port", str(port), "--precision", "fp32"],
@@ -81,17 +86,21 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url, server)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), headless=True)
-            page = browser.new_page(viewport={"width": 1280, "height": 860})
-            page.goto(url + "/")
-            write_view(page, out)
-            inspect_view(page, text, out)
-            units_view(page, args.probe, out)
-            browser.close()
+        capture(url, text, args.probe, out)
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def capture(url: str, text: str, probe: str, out: Path) -> None:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        page.goto(url + "/")
+        write_view(page, out)
+        inspect_view(page, text, out)
+        units_view(page, probe, out)
+        browser.close()
 
 
 if __name__ == "__main__":
