@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import CLI
+from charrnn import trainer
+from charrnn.config import DataConfig, TrainConfig
+from tests.conftest import CLI, SMALL_MODEL
 
 PRIME = "ROMEO:\n"
 QUOTED = 'JULIET:\nSay "hello" (and [then] go).\nROMEO:\nI will, my love.\n'
@@ -40,14 +42,38 @@ def wait_until_up(url: str, server: subprocess.Popen, timeout: float = 120) -> N
     raise RuntimeError("charrnn serve did not answer in time")
 
 
+def quoted_play(text: str) -> str:
+    """The play with quoted lines and bracketed asides: characters and structure for the probes."""
+    lines = []
+    for i, line in enumerate(text.splitlines()):
+        if line and not line.endswith(":"):
+            line = f'"{line}"' if i % 3 == 0 else f"{line} (aside [softly])" if i % 4 == 1 else line
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
 @pytest.fixture(scope="session")
-def server(trained_run: Path, tmp_path_factory) -> Iterator[str]:
+def web_run(play_text: str, tmp_path_factory) -> Path:
+    """A small fp32 LSTM trained briefly on the quoted play; its run folder."""
+    root = tmp_path_factory.mktemp("web")
+    corpus = root / "quoted.txt"
+    corpus.write_text(quoted_play(play_text[:100_000]), encoding="utf-8")
+    cfg = TrainConfig(
+        max_steps=200, eval_every=100, batch_size=16, seq_len=32, warmup_steps=10, lr=1e-2, precision="fp32"
+    )
+    data = DataConfig(sources=[str(corpus)], cache_dir=str(root / "cache"))
+    trainer.train(data, SMALL_MODEL, cfg, out=str(root / "run"), command=["charrnn", "train", str(corpus)])
+    return root / "run"
+
+
+@pytest.fixture(scope="session")
+def server(web_run: Path, tmp_path_factory) -> Iterator[str]:
     """`charrnn serve` with two models (the trained run, and a copy under another name, for the
     model picker); its base URL."""
     second = tmp_path_factory.mktemp("models") / "second"
-    shutil.copytree(trained_run, second)
+    shutil.copytree(web_run, second)
     port = free_port()
-    command = [*CLI, "serve", str(trained_run), str(second), "--port", str(port), "--precision", "fp32"]
+    command = [*CLI, "serve", str(web_run), str(second), "--port", str(port), "--precision", "fp32"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -39,6 +39,17 @@ async function post(path, body, signal) {
   return response;
 }
 
+// One line of a stream as an event object, or null for SSE framing and blank lines.
+function parseLine(text) {
+  let line = text.trim();
+  if (line.startsWith("data:")) line = line.slice(5).trim();
+  else if (line.startsWith(":") || /^(event|id|retry):/.test(line)) return null;
+  if (!line || line === "[DONE]") return null;
+  const event = JSON.parse(line);
+  if (event.error) throw new Error(event.error);
+  return event;
+}
+
 // Events of a streamed response, NDJSON or Server-Sent Events, each a JSON object.
 async function* events(response) {
   const reader = response.body.getReader();
@@ -46,19 +57,14 @@ async function* events(response) {
   let buffer = "";
   for (;;) {
     const { value, done } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
-    let end;
-    while ((end = buffer.indexOf("\n")) >= 0) {
-      let line = buffer.slice(0, end).trim();
-      buffer = buffer.slice(end + 1);
-      if (line.startsWith("data:")) line = line.slice(5).trim();
-      else if (line.startsWith(":") || /^(event|id|retry):/.test(line)) continue;
-      if (!line || line === "[DONE]") continue;
-      const event = JSON.parse(line);
-      if (event.error) throw new Error(event.error);
-      yield event;
+    buffer += done ? decoder.decode() : decoder.decode(value, { stream: true });
+    const lines = buffer.split("\n");
+    buffer = done ? "" : lines.pop(); // an unfinished line waits for the rest
+    for (const line of lines) {
+      const event = parseLine(line);
+      if (event) yield event;
     }
+    if (done) return;
   }
 }
 
@@ -105,9 +111,11 @@ function startWriting(label) {
 }
 
 function stopWriting() {
-  if (state.writing) state.writing.abort();
+  if (!state.writing) return;
+  state.writing.abort();
   state.writing = null;
   $("stop").disabled = true;
+  $("write-status").textContent = "stopped";
 }
 
 function finishWriting(controller, error, message) {
