@@ -23,6 +23,7 @@ from charrnn.config import (
     NoveltyConfig,
     SampleConfig,
     SampleOutput,
+    ServeConfig,
     TrainConfig,
     parse_duration,
 )
@@ -243,6 +244,21 @@ def gradflow(o: Options) -> None:
     if cfg.output is not None:
         lens.plot(profiles, cfg.output)
         console.print(f"wrote {cfg.output}")
+
+
+@command(app, *options.COMMANDS["serve"])
+def serve(o: Options) -> None:
+    """Serve models over HTTP: generation streamed to many users at once, scores, activations.
+
+    Each model is loaded once and named by its run folder (GET /v1/models lists them); Ctrl-C stops.
+    Example: charrnn serve checkpoints/my-run --port 8000, then
+    curl -N localhost:8000/v1/generate -d '{"prime": "ROMEO:", "temp": 0.8, "length": 200}'
+    """
+    _setup(False)
+    cfg = o.make(ServeConfig)
+    from charrnn import serve as serving
+
+    serving.run(cfg, o["device"])
 
 
 def _load(o: Options):

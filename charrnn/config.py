@@ -427,3 +427,35 @@ class InfoConfig:
     path: str | None = setting(
         None, "A checkpoint file or run folder.", argument=True, shown="the latest run under checkpoints/"
     )
+
+
+@dataclass
+class ServeConfig:
+    """`charrnn serve`: the models, where to listen, the step precision and the limits on each request."""
+
+    checkpoints: list[str] | None = setting(
+        None,
+        "Checkpoint files or run folders to serve (each named by its run folder).",
+        argument=True,
+        metavar="CHECKPOINT|RUN",
+        shown="the latest run under checkpoints/",
+    )
+    host: str = setting("127.0.0.1", "Address to listen on; any other than 127.0.0.1 is reachable without a password.")
+    port: int = setting(8000, "Port to listen on.")
+    precision: str = setting(
+        "auto",
+        "Weights of each generation step, for every request (as charrnn sample --precision).",
+        choices=("auto", "fp32", "fp16"),
+    )
+    max_length: int = setting(10_000, "Limit: characters one generation request may ask for.")
+    max_beams: int = setting(16, "Limit: beam width of one request.")
+    max_samples: int = setting(16, "Limit: samples (num_samples) of one request.")
+    max_concurrent: int = setting(64, "Limit: requests in progress at once; more are refused with 429.")
+    max_text: int = setting(100_000, "Limit: characters of a prime, or of a text to score or take activations of.")
+    max_body_bytes: int = setting(1_000_000, "Limit: bytes of a request body.")
+
+    def __post_init__(self) -> None:
+        _check_choice(self, "precision")
+        _check_positive(self, "max_length", "max_beams", "max_samples", "max_concurrent", "max_text", "max_body_bytes")
+        if not 0 <= self.port <= 65535:
+            raise CharRNNError(f"port must be between 0 and 65535, got {self.port}", "port")

@@ -149,6 +149,7 @@ COMMANDS: dict[str, tuple[Bundle, ...]] = {
     "novelty": (Bundle(config.NoveltyConfig), Bundle(config.Shared, ("json",))),
     "gradflow": (Bundle(config.GradflowConfig), Bundle(config.Shared, ("device",))),
     "info": (Bundle(config.InfoConfig),),
+    "serve": (Bundle(config.ServeConfig), Bundle(config.Shared, ("device",))),
 }
 
 

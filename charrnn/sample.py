@@ -261,22 +261,13 @@ def generate(
         seen[:, prime.to(device)] = True
     # Steps between host syncs: the text streams in blocks this long, short enough not to be seen.
     block = 8 if device.type == "cpu" else 32
-    uniforms, drawn = torch.empty(n, 0), 0
+    draws = Draws(generators, device)
     t0 = time.perf_counter()
     with torch.inference_mode():
         while not all(s.done for s in sinks):
             chosen, chosen_logits = [], []
             for _ in range(min(block, max(cfg.length - len(s.text) - len(s.pending) for s in sinks))):
-                if drawn == uniforms.shape[1]:  # 256 at a time, so the draws never depend on the block sizes
-                    uniforms, drawn = torch.stack([torch.rand(256, generator=g) for g in generators]).to(device), 0
-                if guard:
-                    ids = _choose(guard.mask(logits, utf8), seen, uniforms[:, drawn], cfg)
-                    utf8 = guard.advance(utf8, ids)
-                else:
-                    ids = _choose(logits, seen, uniforms[:, drawn], cfg)
-                drawn += 1
-                if cfg.repetition_penalty != 1.0:
-                    seen.scatter_(1, ids[:, None], True)
+                ids, utf8 = choose_step(logits, seen, draws, cfg, guard, utf8)
                 chosen.append(ids)
                 chosen_logits.append(logits)
                 logits, states = step(ids, states)
@@ -289,6 +280,44 @@ def generate(
         Sample(s.text, cfg.prime, s.logprob, seed + i, len(s.text) / max(elapsed, 1e-9), settings)
         for i, s in enumerate(sinks)
     ]
+
+
+class Draws:
+    """Each sample's uniforms from its own generator, drawn 256 at a time, so the draws never depend
+    on how the steps are grouped (blocks here, a shared batch in charrnn.engine)."""
+
+    def __init__(self, generators: list[torch.Generator], device: torch.device) -> None:
+        self.generators, self.device = generators, device
+        self.uniforms, self.drawn = torch.empty(len(generators), 0), 0
+
+    def next(self) -> torch.Tensor:
+        """One uniform per sample."""
+        if self.drawn == self.uniforms.shape[1]:
+            self.uniforms = torch.stack([torch.rand(256, generator=g) for g in self.generators]).to(self.device)
+            self.drawn = 0
+        self.drawn += 1
+        return self.uniforms[:, self.drawn - 1]
+
+
+def choose_step(
+    logits: torch.Tensor,
+    seen: torch.Tensor,
+    draws: Draws,
+    cfg: SampleConfig,
+    guard: Utf8Guard | None,
+    utf8: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step's choice for a request's rows: the next ids and the rows' new UTF-8 states; marks the
+    ids seen for the repetition penalty. The one per-step function of `generate` and the server's engine."""
+    uniforms = draws.next()
+    if guard:
+        ids = _choose(guard.mask(logits, utf8), seen, uniforms, cfg)
+        utf8 = guard.advance(utf8, ids)
+    else:
+        ids = _choose(logits, seen, uniforms, cfg)
+    if cfg.repetition_penalty != 1.0:
+        seen.scatter_(1, ids[:, None], True)
+    return ids, utf8
 
 
 def _choose(logits: torch.Tensor, seen: torch.Tensor, uniforms: torch.Tensor, cfg: SampleConfig) -> torch.Tensor:

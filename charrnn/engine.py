@@ -1,0 +1,244 @@
+"""Continuous batching for the server: one thread steps every active sampling request together.
+
+An RNN's state has a fixed size, so a request is a few rows of one batch: it joins between two steps (its
+prime fed alone, its rows' states stacked onto the batch's) and leaves at any step (its rows dropped). Each
+request keeps its own SampleConfig, generators, seen-token mask and UTF-8 state, and chooses its tokens with
+charrnn.sample's one per-step function, so its text is what `charrnn sample` gives alone (up to the step
+kernel's rounding at other batch sizes; see README). Beam search runs on a thread of its own per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from charrnn.config import SampleConfig
+from charrnn.model import CharRNN
+from charrnn.sample import Draws, TextSink, Utf8Guard, _start, choose_step, generate
+from charrnn.tokenizers import Tokenizer
+
+log = logging.getLogger("charrnn")
+
+Emit = Callable[[dict], None]  # hands one event to the request's stream (thread-safe)
+
+
+class Cancelled(Exception):
+    """The client went away: a beam search stops at its next streamed piece."""
+
+
+@dataclass
+class Job:
+    """One generation request: its settings, randomness, the prime fed, and where its events go."""
+
+    model: CharRNN
+    tokenizer: Tokenizer
+    cfg: SampleConfig
+    seed: int
+    generators: list[torch.Generator]
+    prime: torch.Tensor
+    emit: Emit
+    on_end: Callable[[], None]  # frees the request's slot, once
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    sinks: list[TextSink] = field(default_factory=list)
+
+    def finish_event(self, reason: str | None = None) -> dict:
+        samples = [
+            {"index": i, "text": s.text, "logprob": s.logprob, "seed": self.seed + i} for i, s in enumerate(self.sinks)
+        ]
+        if reason is None:
+            reason = "length" if all(len(s.text) >= self.cfg.length for s in self.sinks) else "stop"
+        return {"done": True, "finish_reason": reason, "prime": self.cfg.prime, "seed": self.seed, "samples": samples}
+
+
+class _Batch:
+    """The active rows of one model: next-token logits, stepper states, and which job owns which rows."""
+
+    def __init__(self, model: CharRNN, tokenizer: Tokenizer, device: torch.device) -> None:
+        self.model, self.device = model, device
+        self.guard = Utf8Guard.for_pieces(tokenizer.pieces, device)
+        self.jobs: list[tuple[Job, dict]] = []  # (job, its per-row tensors)
+        self.logits: torch.Tensor | None = None
+        self.states: list[torch.Tensor] = []
+        self.step = None
+
+    def join(self, job: Job) -> None:
+        n, vocab = job.cfg.num_samples, job.tokenizer.vocab_size
+        logits, step, states, _ = _start(self.model, job.cfg, job.prime, n, self.device)
+        seen = torch.zeros(n, vocab, dtype=torch.bool, device=self.device)
+        if job.cfg.prime:
+            seen[:, job.prime.to(self.device)] = True
+        rows = {"seen": seen, "utf8": torch.zeros(n, dtype=torch.long, device=self.device)}
+        rows["draws"] = Draws(job.generators, self.device)
+        self.step = step
+        self.jobs.append((job, rows))
+        if self.logits is None:
+            self.logits, self.states = logits, states
+        else:
+            self.logits = torch.cat([self.logits, logits])
+            self.states = [torch.cat([a, b]) for a, b in zip(self.states, states, strict=True)]
+
+    def advance(self) -> None:
+        """One step of every row; each job's sinks take their tokens."""
+        parts, at = [], 0
+        for job, rows in self.jobs:
+            n = job.cfg.num_samples
+            ids, rows["utf8"] = choose_step(
+                self.logits[at : at + n], rows["seen"], rows["draws"], job.cfg, self.guard, rows["utf8"]
+            )
+            parts.append(ids)
+            at += n
+        ids = torch.cat(parts)
+        logprobs = self.logits.float().log_softmax(-1).gather(1, ids[:, None]).squeeze(1)
+        self.logits, self.states = self.step(ids, self.states)
+        ids_, lps = ids.tolist(), logprobs.tolist()
+        at = 0
+        for job, _ in self.jobs:
+            for sink in job.sinks:
+                sink.feed([ids_[at]], [lps[at]])
+                at += 1
+
+    def drop(self, keep: list[bool]) -> None:
+        """Remove the jobs not kept, and their rows."""
+        index = [
+            r
+            for (job, _), k, start in zip(self.jobs, keep, self._starts(), strict=True)
+            if k
+            for r in range(start, start + job.cfg.num_samples)
+        ]
+        self.jobs = [j for j, k in zip(self.jobs, keep, strict=True) if k]
+        if not index:
+            self.logits, self.states = None, []
+            return
+        rows = torch.tensor(index, device=self.device)
+        self.logits = self.logits.index_select(0, rows)
+        self.states = [s.index_select(0, rows) for s in self.states]
+
+    def _starts(self) -> list[int]:
+        starts, at = [], 0
+        for job, _ in self.jobs:
+            starts.append(at)
+            at += job.cfg.num_samples
+        return starts
+
+
+class Engine:
+    """The step loop: a daemon thread that takes new jobs between steps and steps every batch once per turn."""
+
+    def __init__(self) -> None:
+        self._pending: list[Job] = []
+        self._batches: dict[int, _Batch] = {}
+        self._wake = threading.Condition()
+        self._stopping = False
+        self.max_rows = 0  # the largest batch stepped so far (tests check requests really shared one)
+        self._thread = threading.Thread(target=self._run, name="charrnn-engine", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Job) -> None:
+        """Generate for the job: beam search on its own thread, sampling in the shared batch."""
+        if job.cfg.beam is not None:
+            threading.Thread(target=_beam, args=(job,), name="charrnn-beam", daemon=True).start()
+            return
+        with self._wake:
+            self._pending.append(job)
+            self._wake.notify()
+
+    @property
+    def active(self) -> int:
+        """Sampling jobs waiting or in a batch."""
+        with self._wake:
+            return len(self._pending) + sum(len(b.jobs) for b in self._batches.values())
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        with torch.inference_mode():
+            while True:
+                with self._wake:
+                    while not self._pending and not self._batches and not self._stopping:
+                        self._wake.wait()
+                    if self._stopping:
+                        break
+                    joining, self._pending = self._pending, []
+                for job in joining:
+                    self._join(job)
+                for key, batch in list(self._batches.items()):
+                    self._turn(batch)
+                    if not batch.jobs:
+                        del self._batches[key]
+        for batch in self._batches.values():
+            for job, _ in batch.jobs:
+                _end(job, job.finish_event("shutdown"))
+
+    def _join(self, job: Job) -> None:
+        if job.cancelled.is_set():
+            job.on_end()
+            return
+        device = job.model.head.weight.device
+        job.sinks = [
+            TextSink(job.tokenizer, job.cfg.length, job.cfg.stop, lambda t, i=i: job.emit({"index": i, "text": t}))
+            for i in range(job.cfg.num_samples)
+        ]
+        batch = self._batches.setdefault(id(job.model), _Batch(job.model, job.tokenizer, device))
+        try:
+            batch.join(job)
+        except Exception as e:  # noqa: BLE001 - reported to the one client, the loop goes on
+            log.exception("generation failed")
+            _end(job, {"error": f"generation failed: {e}".splitlines()[0]})
+            if not batch.jobs:
+                del self._batches[id(job.model)]
+
+    def _turn(self, batch: _Batch) -> None:
+        """Step the batch once (when some job still needs a token), then let finished and cancelled jobs go."""
+        if any(not s.done for job, _ in batch.jobs for s in job.sinks if not job.cancelled.is_set()):
+            self.max_rows = max(self.max_rows, sum(j.cfg.num_samples for j, _ in batch.jobs))
+            batch.advance()
+        keep = []
+        for job, _ in batch.jobs:
+            if job.cancelled.is_set():
+                job.on_end()
+                keep.append(False)
+            elif all(s.done for s in job.sinks):
+                for sink in job.sinks:
+                    sink.finish()
+                _end(job, job.finish_event())
+                keep.append(False)
+            else:
+                keep.append(True)
+        if not all(keep):
+            batch.drop(keep)
+
+
+def _end(job: Job, event: dict) -> None:
+    job.emit(event)
+    job.on_end()
+
+
+def _beam(job: Job) -> None:
+    """Beam search (or n-best) alone, streaming the text all hypotheses share; stops when cancelled."""
+
+    def emit(index: int, text: str) -> None:
+        if job.cancelled.is_set():
+            raise Cancelled
+        job.emit({"index": index, "text": text})
+
+    try:
+        with torch.inference_mode():
+            samples = generate(job.model, job.tokenizer, job.cfg, job.model.head.weight.device, emit)
+        reason = "length" if samples and len(samples[0].text) >= job.cfg.length else "stop"
+        out = [{"index": i, "text": s.text, "logprob": s.logprob, "seed": s.seed} for i, s in enumerate(samples)]
+        job.emit({"done": True, "finish_reason": reason, "prime": job.cfg.prime, "seed": job.seed, "samples": out})
+    except Cancelled:
+        pass
+    except Exception as e:  # noqa: BLE001 - reported to the one client
+        log.exception("beam search failed")
+        job.emit({"error": f"generation failed: {e}".splitlines()[0]})
+    finally:
+        job.on_end()

@@ -1,0 +1,342 @@
+"""`charrnn serve`: each model loaded once, an HTTP API for many users at once.
+
+Stack: Starlette on uvicorn. Starlette is a small, well-kept ASGI toolkit with streaming responses and a
+test client; the request options come from SampleConfig's declarations, so a schema layer (FastAPI/pydantic)
+would only repeat them. Both are imported here, and this module only by `charrnn serve`, so no other command
+pays for them.
+
+Generation streams NDJSON: one JSON object a line, {"index": i, "text": "..."} as text is final, then
+{"done": true, "finish_reason": ..., "samples": [...]}; an error mid-stream is {"error": "..."}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from charrnn import checkpoint as ckpts
+from charrnn.config import SampleConfig, ServeConfig
+from charrnn.engine import Engine, Job
+from charrnn.errors import CharRNNError
+from charrnn.info import describe
+from charrnn.model import CharRNN
+from charrnn.options import flags
+from charrnn.sample import _prime_ids
+from charrnn.tokenizers import Tokenizer
+
+log = logging.getLogger("charrnn")
+
+# SampleConfig fields a request may not set: the server's settings.
+SERVER_SETTINGS = ("precision",)
+
+
+class ApiError(Exception):
+    """A request the server refuses: an HTTP status and a one-line message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass
+class ServedModel:
+    name: str
+    model: CharRNN
+    tokenizer: Tokenizer
+    info: dict[str, str]
+    device: torch.device
+    precision: str
+
+
+# -- loading and naming ------------------------------------------------------------------------------
+
+
+def model_name(file: Path) -> str:
+    """A run's best.pt is named by its folder; any other checkpoint file by folder-stem (run-last, run-step500)."""
+    return file.parent.name if file.name == "best.pt" else f"{file.parent.name}-{file.stem}"
+
+
+def load_models(paths: Sequence[str] | None, device: torch.device, precision: str) -> dict[str, ServedModel]:
+    """Each checkpoint once, named by model_name; a name already taken gets -2, -3, ... in the order given."""
+    models: dict[str, ServedModel] = {}
+    for path in paths or [None]:
+        file, rows = describe(ckpts.resolve(path))
+        model, tokenizer = ckpts.build_model(ckpts.load(file))
+        name, n = model_name(file), 2
+        while name in models:
+            name, n = f"{model_name(file)}-{n}", n + 1
+        served = ServedModel(name, model.to(device).eval(), tokenizer, dict(rows), device, precision)
+        models[name] = served
+        log.info("serving %s as %r", file, name)
+    return models
+
+
+# -- reading requests ----------------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+async def read_json(request: Request, accepted: Mapping[str, str]) -> dict[str, Any]:
+    """The request's JSON object, its fields checked against `accepted` (name -> type as declared, e.g.
+    "int | None"); the body-size limit enforced. Anything else is an ApiError with a one-line message."""
+    limit = request.app.state.cfg.max_body_bytes
+    if int(request.headers.get("content-length") or 0) > limit:
+        raise ApiError(413, f"request body exceeds max_body_bytes ({limit})")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, f"request body exceeds max_body_bytes ({limit})")
+    try:
+        data = json.loads(body or b"null", parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as e:
+        raise ApiError(400, f"malformed JSON: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    unknown = sorted(set(data) - set(accepted))
+    if unknown:
+        raise ApiError(400, f"unknown field {unknown[0]!r}; accepted: {', '.join(sorted(accepted))}")
+    return {name: _typed(name, value, accepted[name]) for name, value in data.items()}
+
+
+def _typed(name: str, value: Any, kind: str) -> Any:
+    """value if it has the declared type (ints count as floats; a lone string as a list of one)."""
+    for k in (k.strip() for k in kind.split("|")):
+        if k == "None" and value is None:
+            return None
+        if k in ("int", "float") and isinstance(value, int | float) and not isinstance(value, bool):
+            if k == "float":
+                return float(value)
+            if isinstance(value, int):
+                return value
+        if (k == "str" and isinstance(value, str)) or (k == "bool" and isinstance(value, bool)):
+            return value
+        if k == "list[str]" and isinstance(value, str):
+            return [value]
+        if k == "list[str]" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+    raise ApiError(400, f"{name} must be {kind.replace('list[str]', 'a list of strings')}, got {json.dumps(value)}")
+
+
+def sample_fields() -> dict[str, tuple[str, str]]:
+    """Every name a generate request accepts -> (SampleConfig field, its type): the field name and each
+    long flag of `charrnn sample` with _ for - (temperature, temp; beam, num_beams; length, max_new_tokens)."""
+    names = {}
+    for f in fields(SampleConfig):
+        if f.name in SERVER_SETTINGS:
+            continue
+        aliases = [f.name] + [n[2:].replace("-", "_") for n in flags(f) if n.startswith("--")]
+        for alias in aliases:
+            names[alias] = (f.name, str(f.type))
+    return names
+
+
+SAMPLE_FIELDS = sample_fields()
+GENERATE_FIELDS = {alias: kind for alias, (_, kind) in SAMPLE_FIELDS.items()} | {"model": "str | None"}
+
+
+def _sample_config(body: dict[str, Any], cfg: ServeConfig, precision: str) -> SampleConfig:
+    values: dict[str, Any] = {}
+    for alias, value in body.items():
+        name = SAMPLE_FIELDS[alias][0]
+        if name in values:
+            raise ApiError(400, f"{alias} repeats another name of {name}")
+        values[name] = value
+    for name, limit, label in (
+        ("length", cfg.max_length, "max_length"),
+        ("num_samples", cfg.max_samples, "max_samples"),
+        ("beam", cfg.max_beams, "max_beams"),
+    ):
+        if (values.get(name) or 0) > limit:
+            raise ApiError(400, f"{name} {values[name]} exceeds the server's limit {label} ({limit})")
+    if len(values.get("prime", "")) > cfg.max_text:
+        raise ApiError(400, f"prime exceeds the server's limit max_text ({cfg.max_text} characters)")
+    seed = values.get("seed")
+    if seed is not None and not 0 <= seed < 2**63 - cfg.max_samples:
+        raise ApiError(400, f"seed must be between 0 and 2**63 - {cfg.max_samples + 1}, got {seed}")
+    try:
+        return SampleConfig(**values, precision=precision)
+    except CharRNNError as e:
+        raise ApiError(400, str(e)) from None
+
+
+# -- slots ---------------------------------------------------------------------------------------------
+
+
+class Slots:
+    """Requests in progress, at most max_concurrent."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+        self._lock = threading.Lock()
+
+    def take(self) -> None:
+        with self._lock:
+            if self.used >= self.limit:
+                raise ApiError(429, f"the server is at its limit max_concurrent ({self.limit} requests); retry later")
+            self.used += 1
+
+    def release_once(self):
+        """A function that gives the slot back the first time it is called."""
+        done = threading.Event()
+
+        def release() -> None:
+            with self._lock:
+                if not done.is_set():
+                    done.set()
+                    self.used -= 1
+
+        return release
+
+
+# -- routes --------------------------------------------------------------------------------------------
+
+
+def served_model(request: Request, name: str | None) -> ServedModel:
+    """The model a request names; with one model served, the name may be left out."""
+    models: dict[str, ServedModel] = request.app.state.models
+    if name is None:
+        if len(models) == 1:
+            return next(iter(models.values()))
+        raise ApiError(400, f"name a model: one of {', '.join(models)}")
+    if name not in models:
+        raise ApiError(404, f"unknown model {name!r}; served: {', '.join(models)}")
+    return models[name]
+
+
+async def generate(request: Request) -> Response:
+    """POST /v1/generate: the options of `charrnn sample`, streamed as NDJSON."""
+    body = await read_json(request, GENERATE_FIELDS)
+    served = served_model(request, body.pop("model", None))
+    cfg = _sample_config(body, request.app.state.cfg, served.precision)
+    if cfg.seed is None:
+        cfg.seed = int(torch.randint(2**31 - 1, ()).item())
+    generators = [torch.Generator().manual_seed(cfg.seed + i) for i in range(cfg.num_samples)]
+    try:
+        prime = _prime_ids(served.tokenizer, cfg, generators[0])
+    except CharRNNError as e:
+        raise ApiError(400, str(e)) from None
+    slots: Slots = request.app.state.slots
+    slots.take()
+    loop, queue = asyncio.get_running_loop(), asyncio.Queue()
+
+    def emit(event: dict) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, event)
+        except RuntimeError:  # the event loop has closed: nobody is listening
+            job.cancelled.set()
+
+    job = Job(served.model, served.tokenizer, cfg, cfg.seed, generators, prime, emit, slots.release_once())
+    request.app.state.engine.submit(job)
+
+    async def lines():
+        try:
+            while True:
+                event = await queue.get()
+                yield json.dumps(event, ensure_ascii=False) + "\n"
+                if "done" in event or "error" in event:
+                    break
+        finally:  # finished, or the client went away: either way the engine lets the job go
+            job.cancelled.set()
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+async def list_models(request: Request) -> Response:
+    """GET /v1/models: what `charrnn info` shows of each model, keyed by name."""
+    return JSONResponse({name: m.info for name, m in request.app.state.models.items()})
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(request.app.state.openapi)
+
+
+def openapi_schema(routes: Sequence[BaseRoute]) -> dict[str, Any]:
+    """A short OpenAPI document: every route with its summary, and generate's accepted fields."""
+    types = {"int": "integer", "float": "number", "str": "string", "bool": "boolean", "list[str]": "array"}
+    properties = {
+        name: {"type": types.get(kind.split("|")[0].strip(), "string")} for name, kind in GENERATE_FIELDS.items()
+    }
+    paths: dict[str, Any] = {}
+    for route in routes:
+        if isinstance(route, Route) and route.endpoint.__doc__:
+            for method in sorted((route.methods or set()) - {"HEAD"}):
+                paths.setdefault(route.path, {})[method.lower()] = {"summary": route.endpoint.__doc__.split("\n")[0]}
+    paths["/v1/generate"]["post"]["requestBody"] = {
+        "content": {"application/json": {"schema": {"type": "object", "properties": properties}}}
+    }
+    return {"openapi": "3.0.0", "info": {"title": "charrnn", "version": "1"}, "paths": paths}
+
+
+# -- the application -----------------------------------------------------------------------------------
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("request failed: %s", exc, exc_info=exc)
+    return JSONResponse({"error": "internal error (logged on the server)"}, status_code=500)
+
+
+def create_app(models: dict[str, ServedModel], cfg: ServeConfig, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """The API over loaded models; extra_routes (the web page's) are appended."""
+    routes = [
+        Route("/v1/generate", generate, methods=["POST"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
+        *extra_routes,
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _internal_error},
+        lifespan=_lifespan,
+    )
+    app.state.models, app.state.cfg = models, cfg
+    app.state.slots = Slots(cfg.max_concurrent)
+    app.state.engine = Engine()
+    app.state.openapi = openapi_schema(routes)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    """At shutdown (uvicorn's answer to SIGINT and SIGTERM) the engine's thread stops."""
+    yield
+    app.state.engine.stop()
+
+
+def run(cfg: ServeConfig, device: str) -> None:
+    """Load the models and serve until SIGINT or SIGTERM."""
+    import uvicorn
+
+    from charrnn.runtime import resolve_device
+
+    dev = resolve_device(device)
+    served = load_models(cfg.checkpoints, dev, cfg.precision)
+    if cfg.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s: anyone who can reach it may use the API (there is no authentication)", cfg.host)
+    uvicorn.run(create_app(served, cfg), host=cfg.host, port=cfg.port, timeout_graceful_shutdown=5, log_level="info")
