@@ -329,8 +329,8 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     app.state.engine.stop()
 
 
-def run(cfg: ServeConfig, device: str) -> None:
-    """Load the models and serve until SIGINT or SIGTERM."""
+def run(cfg: ServeConfig, device: str, extra_routes: Sequence[BaseRoute] = ()) -> None:
+    """Load the models and serve (with extra_routes: the web page's) until SIGINT or SIGTERM."""
     import uvicorn
 
     from charrnn.runtime import resolve_device
@@ -339,4 +339,4 @@ def run(cfg: ServeConfig, device: str) -> None:
     served = load_models(cfg.checkpoints, dev, cfg.precision)
     if cfg.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: anyone who can reach it may use the API (there is no authentication)", cfg.host)
-    uvicorn.run(create_app(served, cfg), host=cfg.host, port=cfg.port, timeout_graceful_shutdown=5, log_level="info")
+    uvicorn.run(create_app(served, cfg, extra_routes), host=cfg.host, port=cfg.port, timeout_graceful_shutdown=5, log_level="info")

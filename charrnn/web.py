@@ -1,12 +1,14 @@
 """The web page `charrnn serve` shows at `/`: Write (continue text at the cursor, branches) and Inspect
 (surprisal, a unit's activation, find units). The page is plain HTML, CSS and JavaScript shipped in
 charrnn/web/ (no build step, nothing fetched from elsewhere: its Content-Security-Policy allows only
-this server); it talks to the server's API plus the two endpoints here that only the page needs."""
+this server); it talks to the server's API plus the endpoints here: /v1/web/models and /v1/units for
+the page, and /v1/score and /v1/activations (over charrnn.score) where the API does not answer them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from importlib import resources
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -14,21 +16,25 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from charrnn import serve, units
-from charrnn.registry import CELL_INFO
+from charrnn import score, units
+from charrnn.errors import CharRNNError
+from charrnn.serve import ApiError, ServedModel, read_json, served_model
 
 # The page may load and call only what this server serves: no CDN, font, or tracker can sneak in.
 POLICY = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-LSTM_KINDS = ["hidden", "cell", "input", "forget", "cell_gate", "output"]
+TEXT = {"model": "str | None", "text": "str"}
 
 
 def routes() -> list[BaseRoute]:
-    """The page, its files, and its endpoints; `charrnn serve` appends them to the API's routes."""
+    """The page, its files, and its endpoints; `charrnn serve` appends them to the API's routes, so where
+    the API serves /v1/score or /v1/activations itself, its own route answers first."""
     return [
         Route("/", page, methods=["GET"]),
         Mount("/static", app=StaticFiles(packages=[("charrnn", "web")]), name="static"),
         Route("/v1/web/models", models, methods=["GET"]),
         Route("/v1/units", find_units, methods=["POST"]),
+        Route("/v1/score", score_text, methods=["POST"]),
+        Route("/v1/activations", activations, methods=["POST"]),
     ]
 
 
@@ -37,54 +43,79 @@ async def page(request: Request) -> HTMLResponse:
     return HTMLResponse(html, headers={"Content-Security-Policy": POLICY, "Cache-Control": "no-cache"})
 
 
-def describe(served: serve.ServedModel) -> dict:
+def describe(served: ServedModel) -> dict:
     """What the page needs to know of a model: its one-line summary, and what it can shade by."""
-    cfg = served.model.cfg
     info = served.info
     parts = [info.get("model"), f"{info['parameters']} parameters" if "parameters" in info else None]
     parts += [info.get("tokenizer"), f"best val {info['best val loss']}" if "best val loss" in info else None]
     return {
         "line": ", ".join(p for p in parts if p),
-        "cell": cfg.cell,
-        "layers": cfg.layers,
-        "units": cfg.hidden_size,
-        "kinds": LSTM_KINDS if CELL_INFO[cfg.cell].cell_state else ["hidden"],
+        "cell": served.model.cfg.cell,
+        "layers": served.model.cfg.layers,
+        "units": served.model.cfg.hidden_size,
+        "kinds": list(score.LSTM_KINDS if served.model.cell_state else ("hidden",)),
     }
 
 
 async def models(request: Request) -> JSONResponse:
-    """Each model's summary line, layers, units and activation kinds, keyed by name."""
+    """GET /v1/web/models: each model's summary line, layers, units and activation kinds, keyed by name."""
     return JSONResponse({name: describe(served) for name, served in request.app.state.models.items()})
 
 
-@dataclass
-class UnitsRequest:
-    text: str
-    model: str | None = None
-    kind: str = "hidden"
-    layers: list[int] | None = None  # every layer when absent
-    top: int = 5
+async def _text_request(request: Request, fields: dict[str, str]) -> tuple[dict[str, Any], ServedModel]:
+    """The request's fields and its model, the text within the server's max_text."""
+    body = await read_json(request, TEXT | fields)
+    if "text" not in body:
+        raise ApiError(400, "text is missing")
+    limit = request.app.state.cfg.max_text
+    if len(body["text"]) > limit:
+        raise ApiError(413, f"text exceeds the server's limit max_text ({limit} characters)")
+    return body, served_model(request, body.pop("model", None))
+
+
+async def _computed(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """function(*args, **kwargs) off the event loop; a user's mistake (a bad layer or kind) is a 400."""
+    try:
+        return await run_in_threadpool(function, *args, **kwargs)
+    except CharRNNError as e:
+        raise ApiError(400, str(e)) from None
 
 
 async def find_units(request: Request) -> JSONResponse:
-    """The `top` units (of the given layers and kind) most correlated with each probe on the text."""
-    body = await serve.read_json(request, UnitsRequest)
-    served = serve.model_named(request.app, body.model)
-    serve.check_text_size(request.app, body.text)
-    layers = body.layers if body.layers is not None else list(range(served.model.cfg.layers))
-    top = max(1, min(body.top, 50))
-    ranked = await run_in_threadpool(
-        units.find_units,
-        served.model,
-        served.tokenizer,
-        body.text,
-        layers=layers,
-        kind=body.kind,
-        top=top,
-        device=served.device,
+    """POST /v1/units: the `top` units (of one layer, or every layer) most correlated with each probe."""
+    body, served = await _text_request(request, {"kind": "str", "layer": "int | None", "top": "int"})
+    layer = body.get("layer")
+    layers = [layer] if layer is not None else list(range(served.model.cfg.layers))
+    kind, top = body.get("kind", "hidden"), max(1, min(body.get("top", 5), 50))
+    ranked = await _computed(
+        units.find_units, served.model, served.tokenizer, body["text"], layers=layers, kind=kind, top=top
     )
     probes = [
-        {"name": name, "description": units.PROBES[name], "kind": body.kind, "units": [s.to_dict() for s in best]}
+        {"name": name, "description": units.PROBES[name], "kind": kind, "units": [s.to_dict() for s in best]}
         for name, best in ranked.items()
     ]
-    return JSONResponse({"model": served.name, "kind": body.kind, "probes": probes})
+    return JSONResponse({"model": served.name, "kind": kind, "probes": probes})
+
+
+async def score_text(request: Request) -> JSONResponse:
+    """POST /v1/score: each token's log-probability (nats) and the model's top_k guesses at its position."""
+    body, served = await _text_request(request, {"top_k": "int"})
+    top_k = max(0, min(body.get("top_k", 5), 20))
+    found = await _computed(
+        score.score_text, served.model, served.tokenizer, body["text"], top_k=top_k, precision=served.precision
+    )
+    return JSONResponse(found.to_dict())
+
+
+async def activations(request: Request) -> JSONResponse:
+    """POST /v1/activations: one layer's units (hidden; LSTMs also cell state and gates) at each token, float16."""
+    body, served = await _text_request(request, {"layer": "int", "kind": "str"})
+    found = await _computed(
+        score.activations,
+        served.model,
+        served.tokenizer,
+        body["text"],
+        layer=body.get("layer", 0),
+        kind=body.get("kind", "hidden"),
+    )
+    return JSONResponse(found.to_dict())
