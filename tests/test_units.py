@@ -77,3 +77,17 @@ def test_a_planted_unit_that_follows_a_probe_ranks_first_for_it():
     assert best_quote.to_dict() == {"layer": 0, "unit": 3, "r": round(best_quote.r, 4)}
     rs = [abs(s.r) for s in ranked["line_position"]]
     assert rs == sorted(rs, reverse=True)
+
+
+def test_find_units_ranks_a_real_models_units_as_rank_units_does(trained_run, play_text):
+    from charrnn import checkpoint, score
+
+    model, tokenizer = checkpoint.build_model(checkpoint.load(checkpoint.resolve(trained_run)))
+    text = play_text[:600]
+    ranked = units.find_units(model, tokenizer, text, layers=[0, 1], kind="cell", top=4)
+    assert set(ranked) == set(units.PROBES)
+    for best in ranked.values():
+        assert len(best) == 4 and all(s.layer in (0, 1) and 0 <= s.unit < 64 and -1 <= s.r <= 1 for s in best)
+    layers = {layer: score.activations(model, tokenizer, text, layer=layer, kind="cell").values for layer in (0, 1)}
+    tokens = [(i, c) for i, c in enumerate(text)]  # the char tokenizer: one token a character
+    assert ranked == units.rank_units(layers, units.token_probes(text, tokens), top=4)

@@ -4,10 +4,12 @@ No skip: .ci/run installs chromium where it is missing, and a machine without it
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from charrnn import trainer
+from charrnn import trainer, units
 from charrnn.config import DataConfig, TrainConfig
 from tests.conftest import CLI, SMALL_MODEL
 
@@ -126,6 +128,37 @@ def test_the_page_and_its_files_come_from_the_package_with_a_strict_policy(serve
         with urllib.request.urlopen(f"{server}/static/{name}") as response:
             body = response.read().decode()
         assert "http://" not in body and "https://" not in body  # no CDN, font or tracker
+
+
+def post(url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_the_pages_endpoints_answer_and_refuse_bad_requests(server: str):
+    with urllib.request.urlopen(server + "/v1/web/models") as response:
+        described = json.loads(response.read())
+    assert set(described) == {"run", "second"}
+    assert described["run"]["layers"] == 2 and described["run"]["units"] == 64
+    assert described["run"]["kinds"] == ["hidden", "cell", "input", "forget", "cell_gate", "output"]
+    status, found = post(server + "/v1/units", {"model": "run", "text": QUOTED * 3, "kind": "cell", "top": 2})
+    assert status == 200 and [p["name"] for p in found["probes"]] == list(units.PROBES)
+    assert all(len(p["units"]) == 2 and all(abs(u["r"]) <= 1 for u in p["units"]) for p in found["probes"])
+    for body, status, words in [
+        ({"model": "run", "text": "x", "layers": [0]}, 400, "unknown field 'layers'"),
+        ({"model": "run", "text": "x", "kind": "bogus"}, 400, "bogus"),
+        ({"model": "run", "text": "x", "layer": 7}, 400, "layer"),
+        ({"model": "run", "kind": "cell"}, 400, "text is missing"),
+        ({"model": "run", "text": 5}, 400, "text must be str"),
+        ({"text": "x"}, 400, "name a model"),
+        ({"model": "nope", "text": "x"}, 404, "unknown model"),
+    ]:
+        answer = post(server + "/v1/units", body)
+        assert answer[0] == status and words in answer[1]["error"], (body, answer)
 
 
 def test_write_continues_at_the_cursor_and_streams(page: Page):
