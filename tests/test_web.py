@@ -201,6 +201,7 @@ def test_a_new_request_cancels_the_one_in_flight(page: Page):
     settings(page, length="2000", branches="2")
     page.locator("#editor").fill(PRIME)
     page.click("#continue")
+    settings(page, length="20")
     page.click("#branch")  # before the long continuation could finish
     expect(page.locator("#branch-list .branch.done")).to_have_count(2, timeout=60_000)
     written = len(page.locator("#editor").input_value()) - len(PRIME)
