@@ -326,8 +326,9 @@ def serve(o: Options) -> None:
     _setup(False)
     cfg = o.make(ServeConfig)
     from charrnn import serve as serving
+    from charrnn import web
 
-    serving.run(cfg, o["device"])
+    serving.run(cfg, o["device"], web.routes())
 
 
 def _load(o: Options):
