@@ -208,6 +208,7 @@ def test_a_new_request_cancels_the_one_in_flight(page: Page):
     assert written < 2000  # the continuation stopped
     page.wait_for_timeout(300)
     assert len(page.locator("#editor").input_value()) - len(PRIME) == written  # and stays stopped
+    settings(page, length="2000")
     page.locator("#editor").press("End")
     page.locator("#editor").press("Control+Enter")
     page.locator("#editor").press("Escape")
