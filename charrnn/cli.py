@@ -428,14 +428,14 @@ def score(o: Options) -> None:
     model, tok, device = _load(o)
     with _closed_pipe_ends_quietly():
         if cfg.per_line:
-            lines = scoring.read_lines(cfg.file)
+            lines = scoring.read_lines(cfg.file, o["encoding"])
             for s in scoring.score_lines(model, tok, lines, device=device, precision=cfg.precision):
                 sys.stdout.write(json.dumps(s.to_dict()) + "\n")
             return
         result = scoring.score_text(
             model,
             tok,
-            scoring.read_text(cfg.file),
+            scoring.read_text(cfg.file, o["encoding"]),
             top_k=0 if cfg.summary else cfg.top_k,
             device=device,
             precision=cfg.precision,

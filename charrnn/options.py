@@ -153,7 +153,7 @@ COMMANDS: dict[str, tuple[Bundle, ...]] = {
     "export": (Bundle(config.ExportConfig),),
     "timelapse": (Bundle(config.TimelapseConfig),),
     "serve": (Bundle(config.ServeConfig), Bundle(config.Shared, ("device",))),
-    "score": (Bundle(config.ScoreConfig), Bundle(config.Shared, ("checkpoint", "device"))),
+    "score": (Bundle(config.ScoreConfig), Bundle(config.Shared, ("checkpoint", "step", "device", "encoding"))),
 }
 
 

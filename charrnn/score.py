@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -363,23 +362,20 @@ def activations(
     return Activations(layer, kind, tokens, values.float().cpu().numpy().astype(np.float16))
 
 
-def read_text(path: str) -> str:
-    """A UTF-8 file's text, or stdin's for "-"."""
-    if path == "-":
-        return sys.stdin.read()
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise CharRNNError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+def read_text(path: str, encoding: str = "utf-8") -> str:
+    """A file's text (any codec, as training reads it), or stdin's for "-"."""
+    return "".join(read_lines(path, encoding))
 
 
-def read_lines(path: str) -> Iterator[str]:
-    """A UTF-8 file's lines (or stdin's for "-"), read as they are scored."""
+def read_lines(path: str, encoding: str = "utf-8") -> Iterator[str]:
+    """A file's lines (or stdin's for "-"), newlines kept, read as they are scored."""
+    from charrnn import data
+
     if path == "-":
-        yield from sys.stdin
+        yield from data.read_stdin_text(encoding).splitlines(keepends=True)
         return
     try:
-        with open(path, encoding="utf-8") as f:
-            yield from f
-    except (OSError, UnicodeDecodeError) as e:
-        raise CharRNNError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+        for block in data.read_file_text(Path(path), "strict", encoding):
+            yield from block.splitlines(keepends=True)
+    except OSError as e:
+        raise CharRNNError(f"cannot read {path}: {e.strerror or e}") from None
