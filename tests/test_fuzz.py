@@ -47,7 +47,7 @@ WORDS = st.sampled_from(
 def run_cli(argv: list[str]) -> tuple[int, str]:
     err = io.StringIO()
     old = sys.argv, sys.stdin
-    sys.argv, sys.stdin = ["charrnn", *argv], io.StringIO("")
+    sys.argv, sys.stdin = ["charrnn", *argv], io.TextIOWrapper(io.BytesIO(b""))  # a real stdin has a byte buffer
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             try:
