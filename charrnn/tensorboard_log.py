@@ -18,9 +18,7 @@ class TensorBoardLog:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise CharRNNError(
-                "tensorboard needs the tensorboard package: pip install tensorboard", "tensorboard"
-            ) from None
+            raise CharRNNError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
         self.run_dir, self.make_writer = run_dir, SummaryWriter
         self.writer = None
 
