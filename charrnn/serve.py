@@ -265,7 +265,7 @@ ACTIVATIONS_FIELDS = TEXT_FIELDS | {"layer": "int", "kind": "str"}
 MAX_TOP_K = 50
 
 
-async def _text_request(request: Request, accepted: Mapping[str, str]) -> tuple[dict[str, Any], ServedModel]:
+async def text_request(request: Request, accepted: Mapping[str, str]) -> tuple[dict[str, Any], ServedModel]:
     """The request's fields and its model; the text present and within max_text."""
     body = await read_json(request, accepted)
     if "text" not in body:
@@ -292,7 +292,7 @@ async def score(request: Request) -> Response:
     """POST /v1/score: each token's log-probability (nats), the top_k next tokens at each position, bits/char."""
     from charrnn.score import score_text
 
-    body, m = await _text_request(request, SCORE_FIELDS)
+    body, m = await text_request(request, SCORE_FIELDS)
     top_k = body.get("top_k", 5)
     if not 0 <= top_k <= MAX_TOP_K:
         raise ApiError(400, f"top_k must be between 0 and {MAX_TOP_K}, got {top_k}")
@@ -306,7 +306,7 @@ async def activations(request: Request) -> Response:
     """POST /v1/activations: one layer's units at each token (hidden; LSTMs also cell and gates), float16 base64."""
     from charrnn.score import activations as unit_values
 
-    body, m = await _text_request(request, ACTIVATIONS_FIELDS)
+    body, m = await text_request(request, ACTIVATIONS_FIELDS)
     layer, kind = body.get("layer", 0), body.get("kind", "hidden")
     found = await _in_slot(
         request, unit_values, m.model, m.tokenizer, body["text"], layer=layer, kind=kind, device=m.device

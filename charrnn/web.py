@@ -18,11 +18,10 @@ from starlette.staticfiles import StaticFiles
 
 from charrnn import score, units
 from charrnn.errors import CharRNNError
-from charrnn.serve import ApiError, ServedModel, read_json, served_model
+from charrnn.serve import TEXT_FIELDS, ApiError, ServedModel, text_request
 
 # The page may load and call only what this server serves: no CDN, font, or tracker can sneak in.
 POLICY = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-TEXT = {"model": "str | None", "text": "str"}
 
 
 def routes() -> list[BaseRoute]:
@@ -59,17 +58,6 @@ async def models(request: Request) -> JSONResponse:
     return JSONResponse({name: describe(served) for name, served in request.app.state.models.items()})
 
 
-async def _text_request(request: Request, fields: dict[str, str]) -> tuple[dict[str, Any], ServedModel]:
-    """The request's fields and its model, the text within the server's max_text."""
-    body = await read_json(request, TEXT | fields)
-    if "text" not in body:
-        raise ApiError(400, "text is missing")
-    limit = request.app.state.cfg.max_text
-    if len(body["text"]) > limit:
-        raise ApiError(413, f"text exceeds the server's limit max_text ({limit} characters)")
-    return body, served_model(request, body.pop("model", None))
-
-
 async def _computed(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """function(*args, **kwargs) off the event loop; a user's mistake (a bad layer or kind) is a 400."""
     try:
@@ -80,7 +68,7 @@ async def _computed(function: Callable[..., Any], *args: Any, **kwargs: Any) -> 
 
 async def find_units(request: Request) -> JSONResponse:
     """POST /v1/units: the `top` units (of one layer, or every layer) most correlated with each probe."""
-    body, served = await _text_request(request, {"kind": "str", "layer": "int | None", "top": "int"})
+    body, served = await text_request(request, TEXT_FIELDS | {"kind": "str", "layer": "int | None", "top": "int"})
     layer = body.get("layer")
     layers = [layer] if layer is not None else list(range(served.model.cfg.layers))
     kind, top = body.get("kind", "hidden"), max(1, min(body.get("top", 5), 50))
