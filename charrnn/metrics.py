@@ -10,6 +10,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Self
 
 from charrnn.errors import CharRNNError
 from charrnn.tensorboard_log import TensorBoardLog
@@ -18,8 +19,26 @@ from charrnn.ui import TrainProgress
 METRICS_FILE = "metrics.jsonl"
 
 
+class JsonLine:
+    """A dataclass that is one line of a run's .jsonl file: one writer, one reader, absent fields left out."""
+
+    ensure_ascii = True  # a class setting, not a field
+
+    def to_json(self) -> str:
+        """The line (without its newline)."""
+        return json.dumps({k: v for k, v in asdict(self).items() if v is not None}, ensure_ascii=self.ensure_ascii)
+
+    @classmethod
+    def from_json(cls, line: str) -> Self:
+        raw = json.loads(line)
+        if not isinstance(raw, dict):
+            raise ValueError("a record must be a JSON object")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+
 @dataclass
-class MetricsRecord:
+class MetricsRecord(JsonLine):
     """One log interval: progress, means over the interval, and the validation result on evaluated steps.
 
     The interval fields are absent from the record written after the last step when that step was
@@ -37,18 +56,6 @@ class MetricsRecord:
     chars_per_sec: float | None = None
     val_loss: float | None = None  # nats per token on the validation split
     val_bpc: float | None = None
-
-    def to_json(self) -> str:
-        """The one writer: a metrics.jsonl line (without its newline), absent fields left out."""
-        return json.dumps({k: v for k, v in asdict(self).items() if v is not None})
-
-    @classmethod
-    def from_json(cls, line: str) -> MetricsRecord:
-        raw = json.loads(line)
-        if not isinstance(raw, dict):
-            raise ValueError("a record must be a JSON object")
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
 
     def scalars(self) -> dict[str, float]:
         """The numeric fields but the step, named as in metrics.jsonl: what TensorBoard plots."""

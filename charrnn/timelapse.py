@@ -10,15 +10,14 @@ A line of samples.jsonl is `SampleRecord.to_json()`; its keys are spelled here o
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charrnn.config import SampleConfig, TrainConfig
 from charrnn.errors import CharRNNError
-from charrnn.metrics import metrics_file
+from charrnn.metrics import JsonLine, metrics_file
 
 if TYPE_CHECKING:
     import torch
@@ -32,9 +31,10 @@ SAMPLES_FILE = "samples.jsonl"
 
 
 @dataclass
-class SampleRecord:
+class SampleRecord(JsonLine):
     """One stage: where training stood, and what the model wrote from the prime then."""
 
+    ensure_ascii = False  # samples are text in any script: kept readable in samples.jsonl
     step: int
     chars: int  # training characters seen so far
     prime: str
@@ -42,18 +42,6 @@ class SampleRecord:
     settings: dict[str, Any] = field(default_factory=dict)  # length, temperature, seed
     val_loss: float | None = None  # nats per token, where this step was evaluated
     val_bpc: float | None = None
-
-    def to_json(self) -> str:
-        """The one writer: a samples.jsonl line (without its newline), absent fields left out."""
-        return json.dumps({k: v for k, v in asdict(self).items() if v is not None}, ensure_ascii=False)
-
-    @classmethod
-    def from_json(cls, line: str) -> SampleRecord:
-        raw = json.loads(line)
-        if not isinstance(raw, dict):
-            raise ValueError("a record must be a JSON object")
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
 
     def header(self) -> str:
         """'step 200 · 51,200 chars seen · val 1.830 nats/token (2.640 bits/char)'."""
