@@ -415,6 +415,11 @@ class BPTTBatches:
     def __len__(self) -> int:
         return self.steps_per_epoch
 
+    def predicted(self, i: int) -> int:
+        """Targets in window i: every token after the window's first, in every row."""
+        start = i * self.seq_len
+        return self.streams.shape[0] * (min(start + self.seq_len + 1, self.streams.shape[1]) - start - 1)
+
     def get(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and targets of window i, each (rows, <= seq_len) int64."""
         start = i * self.seq_len

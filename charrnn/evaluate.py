@@ -103,18 +103,8 @@ def evaluate_ids(
     longest = min((len(ids) - 1) // (seq_len + 1), (len(ids) - 1) // MIN_STREAM_TOKENS)
     streams = max(1, min(max(batch_size, MIN_EVAL_STREAMS), longest))
     batches = BPTTBatches(ids, streams, seq_len, allow_partial=True)
-    was_training = model.training
-    model.eval()
-    state = model.init_state(streams, device)
-    total = torch.zeros((), dtype=torch.float64, device=device)
-    count = 0
-    for i in range(len(batches)):
-        x, y = (t.to(device, non_blocking=True) for t in batches.get(i))
-        nats, state = _summed_loss(model, x, y, state, autocast_dtype)
-        total += nats
-        count += y.numel()
-    model.train(was_training)
-    return EvalResult(count, chars, total.item(), 0, len(ids))
+    nats, count = _sum_windows(model, batches, device, autocast_dtype, model.init_state(streams, device))
+    return EvalResult(count, chars, nats, 0, len(ids))
 
 
 @torch.inference_mode()
@@ -132,17 +122,32 @@ def evaluate_lines(
     """A split read as independent lines (`items lines`): each from a reset state, as training reads
     them (charrnn.lines), its newline predicted. Every token of the text is predicted once."""
     batches = LineBatches(ids, newline, max(batch_size, MIN_EVAL_STREAMS), seq_len, seed=None)
+    nats, count = _sum_windows(model, batches, device, autocast_dtype, None)
+    return EvalResult(count, chars, nats, 0, len(ids))
+
+
+def _sum_windows(
+    model: CharRNN,
+    batches: BPTTBatches | LineBatches,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    state: State | None,
+) -> tuple[float, int]:
+    """Summed nats and predicted tokens over every window, in eval mode. With a `state`, it carries from
+    window to window (streams); without, each window starts fresh (independent lines)."""
     was_training = model.training
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=device)
     count = 0
     for i in range(len(batches)):
         x, y = (t.to(device, non_blocking=True) for t in batches.get(i))
-        nats, _ = _summed_loss(model, x, y, model.init_state(x.shape[0], device), autocast_dtype)
+        start = model.init_state(x.shape[0], device) if state is None else state
+        nats, after = _summed_loss(model, x, y, start, dtype)
+        state = None if state is None else after
         total += nats
         count += batches.predicted(i)
     model.train(was_training)
-    return EvalResult(count, chars, total.item(), 0, len(ids))
+    return total.item(), count
 
 
 class _Scorer:
