@@ -17,9 +17,10 @@ from charrnn.cells import CIFG, LSTMVariant
 from charrnn.config import ModelConfig
 from charrnn.errors import CharRNNError
 from charrnn.evaluate import evaluate_text
-from charrnn.model import CharRNN
+from charrnn.model import CharRNN, HalfStepper
 from charrnn.score import activations, score_lines, score_text
 from charrnn.tokenizers import ByteTokenizer, CharTokenizer
+from tests.skip_rule import machine_lacks
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +67,8 @@ def test_top_k_guesses_are_sorted_probabilities(loaded):
 
 def test_fp16_steps_score_close_to_fp32(loaded):
     model, tok, text = loaded
-    if not __import__("charrnn.model").model.HalfStepper.supports(model.cfg.cell, torch.device("cpu")):
-        pytest.skip("machine lacks fbgemm's fp16 kernels")
+    if not HalfStepper.supports(model.cfg.cell, torch.device("cpu")):
+        pytest.skip(machine_lacks("fbgemm fp16 kernels in this torch build"))
     exact = score_text(model, tok, text, top_k=0)
     half = score_text(model, tok, text, top_k=0, precision="fp16")
     assert half.nats == pytest.approx(exact.nats, rel=1e-2)
