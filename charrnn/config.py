@@ -575,6 +575,14 @@ class ServeConfig:
         "Weights of each generation step, for every request (as charrnn sample --precision).",
         choices=("auto", "fp32", "fp16"),
     )
+    threads: int | None = setting(
+        None,
+        "CPU threads for the models' work (generating, scoring); the rest answer requests.",
+        shown="one fewer than the cores",
+    )
+    stream_interval: float = setting(
+        0.02, "Seconds between a stream's lines after its first: text made meanwhile goes out in one line (0: at once)."
+    )
     max_length: int = setting(10_000, "Limit: characters one generation request may ask for.")
     max_beams: int = setting(16, "Limit: beam width of one request.")
     max_samples: int = setting(16, "Limit: samples (num_samples) of one request.")
@@ -584,6 +592,12 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         _check_choice(self, "precision")
-        _check_positive(self, "max_length", "max_beams", "max_samples", "max_concurrent", "max_text", "max_body_bytes")
+        _check_positive(
+            self, "threads", "max_length", "max_beams", "max_samples", "max_concurrent", "max_text", "max_body_bytes"
+        )
+        if not 0 <= self.stream_interval <= 1:
+            raise CharRNNError(
+                f"stream_interval must be between 0 and 1 second, got {self.stream_interval}", "stream_interval"
+            )
         if not 0 <= self.port <= 65535:
             raise CharRNNError(f"port must be between 0 and 65535, got {self.port}", "port")

@@ -67,13 +67,13 @@ class _Batch:
 
     def join(self, job: Job) -> None:
         n, vocab = job.cfg.num_samples, job.tokenizer.vocab_size
-        logits, step, states, _ = _start(self.model, job.cfg, job.prime, n, self.device)
+        # The model's stepper is made once (an fp16 one packs every weight): all jobs share the server's precision.
+        logits, self.step, states, _ = _start(self.model, job.cfg, job.prime, n, self.device, self.step)
         seen = torch.zeros(n, vocab, dtype=torch.bool, device=self.device)
         if job.cfg.prime:
             seen[:, job.prime.to(self.device)] = True
         rows = {"seen": seen, "utf8": torch.zeros(n, dtype=torch.long, device=self.device)}
         rows["draws"] = Draws(job.generators, self.device)
-        self.step = step
         self.jobs.append((job, rows))
         if self.logits is None:
             self.logits, self.states = logits, states
@@ -177,20 +177,22 @@ class Engine:
         with torch.inference_mode():
             while True:
                 with self._wake:
-                    while not self._pending and not self._batches and not self._stopping:
+                    while not self._pending and not self._busy() and not self._stopping:
                         self._wake.wait()
                     if self._stopping:
                         break
                     joining, self._pending = self._pending, []
                 for job in joining:
                     self._join(job)
-                for key, batch in list(self._batches.items()):
-                    self._turn(batch)
-                    if not batch.jobs:
-                        del self._batches[key]
+                for batch in self._batches.values():
+                    if batch.jobs:
+                        self._turn(batch)
         for batch in self._batches.values():
             for job, _ in batch.jobs:
                 _end(job, job.finish_event("shutdown"))
+
+    def _busy(self) -> bool:
+        return any(batch.jobs for batch in self._batches.values())
 
     def _join(self, job: Job) -> None:
         if job.cancelled.is_set():
@@ -201,14 +203,14 @@ class Engine:
             TextSink(job.tokenizer, job.cfg.length, job.cfg.stop, lambda t, i=i: job.emit({"index": i, "text": t}))
             for i in range(job.cfg.num_samples)
         ]
-        batch = self._batches.setdefault(id(job.model), _Batch(job.model, job.tokenizer, device))
+        if id(job.model) not in self._batches:  # a model's batch stays, with its stepper, once made
+            self._batches[id(job.model)] = _Batch(job.model, job.tokenizer, device)
+        batch = self._batches[id(job.model)]
         try:
             batch.join(job)
         except Exception as e:  # noqa: BLE001 - reported to the one client, the loop goes on
             log.exception("generation failed")
             _end(job, {"error": f"generation failed: {e}".splitlines()[0]})
-            if not batch.jobs:
-                del self._batches[id(job.model)]
 
     def _turn(self, batch: _Batch) -> None:
         """Step the batch once (when some job still needs a token), then let finished and cancelled jobs go."""

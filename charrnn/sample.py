@@ -224,17 +224,35 @@ def _prime_ids(
     return torch.randint(tokenizer.vocab_size, (1,), generator=generator)
 
 
+# Primes up to this many tokens are fed by the stepper, one token at a time; longer ones by one call of
+# the sequence kernel, which on the CPU pays a fixed cost per call (oneDNN reorders the weights) that
+# a short prime does not amortize. Joining a served batch is mostly feeding a short prime.
+STEPPED_PRIME = 32
+
+
 def _start(
-    model: CharRNN, cfg: SampleConfig, prime: torch.Tensor, rows: int, device: torch.device
+    model: CharRNN,
+    cfg: SampleConfig,
+    prime: torch.Tensor,
+    rows: int,
+    device: torch.device,
+    step: Stepper | HalfStepper | None = None,
 ) -> tuple[torch.Tensor, Stepper | HalfStepper, list[torch.Tensor], str]:
-    """Feed the prime in one call of the sequence kernel, then hand over to the stepper. Returns
-    the next-token logits for `rows` copies, the stepper, its states and its precision."""
-    with torch.inference_mode():
-        logits, state = model(prime[None].to(device), model.init_state(1, device))
+    """Feed the prime, then hand over to the stepper (made here, or `step`, one made before at cfg's
+    precision). Returns the next-token logits for `rows` copies, the stepper, its states and its precision."""
     precision = step_precision(cfg, model, device)
-    step = model.stepper(precision)
-    states = step.split(tuple(s.expand(-1, rows, -1).contiguous() for s in state))
-    return logits[:, -1].expand(rows, -1).contiguous(), step, states, precision
+    step = step or model.stepper(precision)
+    prime = prime.to(device)
+    with torch.inference_mode():
+        if len(prime) <= STEPPED_PRIME:
+            states = step.split(model.init_state(1, device))
+            for token in prime.split(1):
+                logits, states = step(token, states)
+        else:
+            logits, state = model(prime[None], model.init_state(1, device))
+            logits, states = logits[:, -1], step.split(state)
+    states = [s.expand(rows, -1).contiguous() for s in states]
+    return logits.expand(rows, -1).contiguous(), step, states, precision
 
 
 def generate(

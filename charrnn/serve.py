@@ -206,6 +206,59 @@ class Slots:
         return release
 
 
+class EventStream:
+    """One request's events, from the engine's thread to its response. The response is woken once for
+    all the events that came while it was busy, and takes them with each sample's text merged into one
+    event: a loaded server sends fewer, longer lines rather than falling behind one line a character."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop, self._lock = loop, threading.Lock()
+        self._events: list[dict] = []
+        self._ready = asyncio.Event()
+        self._waiting = False  # the response waits for events: the next put wakes it
+
+    def put(self, event: dict) -> bool:
+        """Called from any thread; False once the event loop has closed."""
+        with self._lock:
+            self._events.append(event)
+            wake, self._waiting = self._waiting, False
+        if wake:
+            try:
+                self._loop.call_soon_threadsafe(self._ready.set)
+            except RuntimeError:
+                return False
+        return True
+
+    async def take(self) -> list[dict]:
+        """The events since the last take (at least one), text events merged per sample."""
+        while True:
+            with self._lock:
+                if self._events:
+                    events, self._events = self._events, []
+                    return merge_text(events)
+                self._waiting = True
+                self._ready.clear()
+            await self._ready.wait()
+
+
+def merge_text(events: list[dict]) -> list[dict]:
+    """Consecutive text events ({"index", "text"}) as one per sample, in order of first appearance; any
+    other event (done, error) ends the run it follows."""
+    out: list[dict] = []
+    texts: dict[int, dict] = {}
+    for event in events:
+        if event.keys() == {"index", "text"}:
+            if event["index"] in texts:
+                texts[event["index"]]["text"] += event["text"]
+            else:
+                texts[event["index"]] = dict(event)
+                out.append(texts[event["index"]])
+        else:
+            out.append(event)
+            texts = {}
+    return out
+
+
 # -- routes --------------------------------------------------------------------------------------------
 
 
@@ -235,24 +288,25 @@ async def generate(request: Request) -> Response:
         raise ApiError(400, str(e)) from None
     slots: Slots = request.app.state.slots
     slots.take()
-    loop, queue = asyncio.get_running_loop(), asyncio.Queue()
+    stream = EventStream(asyncio.get_running_loop())
 
     def emit(event: dict) -> None:
-        try:
-            loop.call_soon_threadsafe(queue.put_nowait, event)
-        except RuntimeError:  # the event loop has closed: nobody is listening
+        if not stream.put(event):  # the event loop has closed: nobody is listening
             job.cancelled.set()
 
     job = Job(served.model, served.tokenizer, cfg, cfg.seed, generators, prime, emit, slots.release_once())
     request.app.state.engine.submit(job)
 
+    interval = request.app.state.cfg.stream_interval
+
     async def lines():
         try:
             while True:
-                event = await queue.get()
-                yield json.dumps(event, ensure_ascii=False) + "\n"
-                if "done" in event or "error" in event:
+                events = await stream.take()
+                yield "".join(json.dumps(event, ensure_ascii=False) + "\n" for event in events)
+                if any("done" in event or "error" in event for event in events):
                     break
+                await asyncio.sleep(interval)  # a line per interval, not per token: less work on both ends
         finally:  # finished, or the client went away: either way the engine lets the job go
             job.cancelled.set()
 
@@ -387,6 +441,13 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     app.state.engine.stop()
 
 
+def model_threads() -> int:
+    """One fewer than the cores torch would use (at least one). Waiting intra-op threads spin; on
+    every core they stall the event loop that streams the text (and clients on the same machine),
+    and the model's work with it, so one core is left to answering requests."""
+    return max(1, torch.get_num_threads() - 1)
+
+
 def run(cfg: ServeConfig, device: str, extra_routes: Sequence[BaseRoute] = ()) -> None:
     """Load the models and serve (with extra_routes: the web page's) until SIGINT or SIGTERM."""
     import uvicorn
@@ -394,6 +455,7 @@ def run(cfg: ServeConfig, device: str, extra_routes: Sequence[BaseRoute] = ()) -
     from charrnn.runtime import resolve_device
 
     dev = resolve_device(device)
+    torch.set_num_threads(cfg.threads or model_threads())
     served = load_models(cfg.checkpoints, dev, cfg.precision)
     if cfg.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: anyone who can reach it may use the API (there is no authentication)", cfg.host)
