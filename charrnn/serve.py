@@ -330,7 +330,7 @@ async def text_request(request: Request, accepted: Mapping[str, str]) -> tuple[d
     return body, served_model(request, body.pop("model", None))
 
 
-async def _in_slot(request: Request, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+async def in_slot(request: Request, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """function(*args, **kwargs) on a worker thread, holding one of the server's slots; a bad layer or kind is a 400."""
     slots: Slots = request.app.state.slots
     slots.take()
@@ -350,7 +350,7 @@ async def score(request: Request) -> Response:
     top_k = body.get("top_k", 5)
     if not 0 <= top_k <= MAX_TOP_K:
         raise ApiError(400, f"top_k must be between 0 and {MAX_TOP_K}, got {top_k}")
-    found = await _in_slot(
+    found = await in_slot(
         request, score_text, m.model, m.tokenizer, body["text"], top_k=top_k, device=m.device, precision=m.precision
     )
     return JSONResponse(found.to_dict())
@@ -362,7 +362,7 @@ async def activations(request: Request) -> Response:
 
     body, m = await text_request(request, ACTIVATIONS_FIELDS)
     layer, kind = body.get("layer", 0), body.get("kind", "hidden")
-    found = await _in_slot(
+    found = await in_slot(
         request, unit_values, m.model, m.tokenizer, body["text"], layer=layer, kind=kind, device=m.device
     )
     return JSONResponse(found.to_dict())

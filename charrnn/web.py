@@ -6,19 +6,15 @@ endpoints here: /v1/web/models and /v1/units."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from importlib import resources
-from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from charrnn import score, units
-from charrnn.errors import CharRNNError
-from charrnn.serve import TEXT_FIELDS, ApiError, ServedModel, text_request
+from charrnn.serve import TEXT_FIELDS, ServedModel, in_slot, text_request
 
 # The page may load and call only what this server serves: no CDN, font, or tracker can sneak in.
 POLICY = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
@@ -58,22 +54,14 @@ async def models(request: Request) -> JSONResponse:
     return JSONResponse({name: describe(served) for name, served in request.app.state.models.items()})
 
 
-async def _computed(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """function(*args, **kwargs) off the event loop; a user's mistake (a bad layer or kind) is a 400."""
-    try:
-        return await run_in_threadpool(function, *args, **kwargs)
-    except CharRNNError as e:
-        raise ApiError(400, str(e)) from None
-
-
 async def find_units(request: Request) -> JSONResponse:
     """POST /v1/units: the `top` units (of one layer, or every layer) most correlated with each probe."""
     body, served = await text_request(request, TEXT_FIELDS | {"kind": "str", "layer": "int | None", "top": "int"})
     layer = body.get("layer")
     layers = [layer] if layer is not None else list(range(served.model.cfg.layers))
     kind, top = body.get("kind", "hidden"), max(1, min(body.get("top", 5), 50))
-    ranked = await _computed(
-        units.find_units, served.model, served.tokenizer, body["text"], layers=layers, kind=kind, top=top
+    ranked = await in_slot(
+        request, units.find_units, served.model, served.tokenizer, body["text"], layers=layers, kind=kind, top=top
     )
     probes = [
         {"name": name, "description": units.PROBES[name], "kind": kind, "units": [s.to_dict() for s in best]}
