@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from .conftest import SMALL, charrnn
+from .conftest import SMALL, charrnn, charrnn_here
 
 
 def _han_share(text: str) -> float:
@@ -26,7 +26,7 @@ def test_chinese_train_and_sample(tmp_path, chinese_file, tokenizer):
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr
     assert re.search(r"\d\.\d+ bits/char", trained.stderr)  # comparable across tokenizers
-    sampled = charrnn("sample", "-c", str(run), "--length", "200", "--seed", "3", cwd=tmp_path)
+    sampled = charrnn_here("sample", "-c", str(run), "--length", "200", "--seed", "3", cwd=tmp_path)
     assert sampled.returncode == 0, sampled.stderr
     text = sampled.stdout
     assert len(text) == 200
