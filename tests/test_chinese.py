@@ -15,6 +15,7 @@ def _han_share(text: str) -> float:
     return sum("\u4e00" <= c <= "\u9fff" for c in visible) / max(1, len(visible))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tokenizer", [["--tokenizer", "bpe", "--vocab-size", "500"], ["--tokenizer", "char"]])
 def test_chinese_train_and_sample(tmp_path, chinese_file, tokenizer):
     lyrics = chinese_file

@@ -100,6 +100,7 @@ def test_unknown_codec_is_one_line_naming_the_flag(tmp_path, command):
     assert result.stderr.count("\n") == 1 and "--encoding" in result.stderr and "klingon" in result.stderr
 
 
+@pytest.mark.slow
 def test_cp1252_corpus_end_to_end(tmp_path):
     """Train on a cp1252 file, resume, sample with a cp1252 prime on stdin, evaluate, count novelty (training
     and sampling from stdin's bytes in a subprocess, the rest in-process)."""

@@ -74,6 +74,7 @@ def test_refuses_model_shape_settings():
     finetune.refuse_fixed({"dropout": 0.1}, {"val_frac": 0.2})
 
 
+@pytest.mark.slow
 def test_fine_tune_through_the_cli(trained_run: Path, new_corpus: Path, tmp_path: Path):
     out = tmp_path / "tuned"
     args = ["--max-steps", "20", "--eval-every", "10", "--batch-size", "8", "--seq-len", "32", "--lr", "1e-3"]

@@ -192,6 +192,7 @@ def test_resume_keeps_items(names_run, tmp_path):
     assert saved["data_config"]["items"] == "lines" and saved["cursor"]["step"] == 170
 
 
+@pytest.mark.slow
 def test_items_lines_with_sentencepiece(tmp_path):
     names = tmp_path / "names.txt"
     names.write_text(corpora.names(1500, seed=1), encoding="utf-8")
@@ -207,6 +208,7 @@ def test_items_lines_with_sentencepiece(tmp_path):
     assert len(texts) == 5 and not any("\n" in t for t in texts)  # model may hold a \r: jsonl shows it as is
 
 
+@pytest.mark.slow
 def test_nproc_two_with_lines(tmp_path):
     names = tmp_path / "names.txt"
     names.write_text(corpora.names(600, seed=2), encoding="utf-8")
