@@ -3,6 +3,8 @@ subprocess, and the rule that CI runs every test (a test may skip only for missi
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -25,7 +27,10 @@ SMALL = ["--hidden-size", "64", "--embed-size", "32", "--batch-size", "8", "--se
 SMALL_MODEL = {"hidden_size": 64, "embed_size": 32, "layers": 2, "dropout": 0.0}
 pytest_plugins = ["tests.skip_rule"]
 
-torch.set_num_threads(2)
+# One intra-op thread, here and in every command the tests start: the tests' tiny models gain nothing
+# from a second thread, and on busy shared cores OpenMP's spinning threads made them many times slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +56,40 @@ def charrnn(*args: str, cwd: Path, stdin: str | None = None, timeout: float = 30
     )
 
 
+def charrnn_here(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """The command run in this process through the CLI's entry point (charrnn.cli.main: the same
+    parsing and the same translation of errors into one line and an exit status), without paying a
+    new interpreter's start-up; the result reads like charrnn()'s. For the cases where what is
+    checked is the command's behaviour, not the process around it (pipes, signals, start-up)."""
+    from charrnn import cli
+
+    out, err = io.BytesIO(), io.BytesIO()
+    streams = (
+        io.TextIOWrapper(io.BytesIO((stdin or "").encode()), encoding="utf-8"),  # a real stdin has a byte buffer
+        io.TextIOWrapper(out, encoding="utf-8", write_through=True),
+        io.TextIOWrapper(err, encoding="utf-8", errors="backslashreplace", write_through=True),
+    )
+    saved = sys.argv, sys.stdin, sys.stdout, sys.stderr
+    sys.argv, (sys.stdin, sys.stdout, sys.stderr) = ["charrnn", *args], streams
+    try:
+        with contextlib.chdir(cwd):
+            try:
+                cli.main()
+                code = 0
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+    finally:
+        sys.argv, sys.stdin, sys.stdout, sys.stderr = saved
+
+    def text(data: io.BytesIO) -> str:  # decoded as subprocess.run(text=True) decodes: universal newlines
+        return data.getvalue().decode("utf-8", "backslashreplace").replace("\r\n", "\n").replace("\r", "\n")
+
+    return subprocess.CompletedProcess(["charrnn", *args], code, text(out), text(err))
+
+
 def png_size(path: Path) -> tuple[int, int]:
     """Width and height from a PNG's IHDR chunk, after checking the signature."""
     head = path.read_bytes()[:24]
@@ -59,24 +98,25 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def every_command(train_args: list[str], corpus: Path, tmp_path: Path) -> str:
-    """Train a run with the real command, then resume, sample, beam-search, eval and gradflow it,
-    checking what a user would check; returns the run folder (for a cell's own checks)."""
+    """Train a run with the real command in a subprocess, then resume, sample, beam-search, eval and
+    gradflow it in this process (charrnn_here), checking what a user would check; returns the run
+    folder (for a cell's own checks). `corpus` is best short: eval reads all of it."""
     run = str(tmp_path / "run")
     trained = charrnn("train", str(corpus), *train_args, "--out", run, cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [r["train_loss"] for r in records if "train_loss" in r]
     assert losses[-1] < losses[0] - 0.3  # a few tiny steps: down to about the unigram entropy
-    resumed = charrnn("train", "--resume", run, "--max-steps", "50", cwd=tmp_path)
+    resumed = charrnn_here("train", "--resume", run, "--max-steps", "50", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    sampled = charrnn("sample", "-c", run, "--length", "200", "--seed", "1", "--prime", "ROMEO:", cwd=tmp_path)
+    sampled = charrnn_here("sample", "-c", run, "--length", "200", "--seed", "1", "--prime", "ROMEO:", cwd=tmp_path)
     assert sampled.returncode == 0 and len(sampled.stdout) == len("ROMEO:") + 200, sampled.stderr
-    beam = charrnn("sample", "-c", run, "--beam", "4", "--length", "60", cwd=tmp_path)
+    beam = charrnn_here("sample", "-c", run, "--beam", "4", "--length", "60", cwd=tmp_path)
     assert beam.returncode == 0 and len(beam.stdout) == 60, beam.stderr
-    evaluated = charrnn("eval", str(corpus), "-c", run, "--json", cwd=tmp_path)
+    evaluated = charrnn_here("eval", str(corpus), "-c", run, "--json", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     assert 1.0 < json.loads(evaluated.stdout)["bits_per_char"] < 5.0
-    flow = charrnn("gradflow", run, "--seq-len", "20", "--batches", "1", "--batch-size", "4", cwd=tmp_path)
+    flow = charrnn_here("gradflow", run, "--seq-len", "20", "--batches", "1", "--batch-size", "4", cwd=tmp_path)
     assert flow.returncode == 0 and "horizon" in flow.stdout, flow.stderr
     return run
 
@@ -108,6 +148,14 @@ def corpus_file(play_text: str, tmp_path_factory) -> Path:
     """The first 100,000 characters of the play as a file: quick to train on."""
     path = tmp_path_factory.mktemp("corpus") / "play.txt"
     path.write_text(play_text[:100_000], encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def short_corpus_file(play_text: str, tmp_path_factory) -> Path:
+    """The first 20,000 characters of the play: for runs that evaluate or read the whole corpus."""
+    path = tmp_path_factory.mktemp("corpus") / "short-play.txt"
+    path.write_text(play_text[:20_000], encoding="utf-8")
     return path
 
 

@@ -14,7 +14,7 @@ from charrnn import autosize
 from charrnn.autosize import CANDIDATES, LOSSES, M
 from charrnn.config import TrainConfig
 from charrnn.errors import CharRNNError
-from tests.conftest import SMALL, charrnn
+from tests.conftest import SMALL, charrnn, charrnn_here
 
 
 def test_table_points_are_hit_exactly_and_the_ends_behave():
@@ -114,7 +114,7 @@ def test_train_fits_the_size_to_the_budget_and_records_it(corpus_file, tmp_path)
 def test_explicit_settings_win_over_auto(corpus_file, tmp_path):
     run = tmp_path / "given"
     args = ["--time-budget", "4s", "--size", "auto", *SMALL, "--layers", "1", "--lr", "0.002", "--out", str(run)]
-    done = charrnn("train", str(corpus_file), *args, cwd=tmp_path)
+    done = charrnn_here("train", str(corpus_file), *args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     record = json.loads((run / "autosize.json").read_text())
     assert record["chosen"] == "given" and [p["candidate"] for p in record["probes"]] == ["given"]
@@ -128,6 +128,6 @@ def test_explicit_settings_win_over_auto(corpus_file, tmp_path):
 def test_size_default_and_no_budget_mean_no_probing(corpus_file, tmp_path):
     done = charrnn("train", str(corpus_file), *SMALL, "--max-steps", "3", "--out", str(tmp_path / "r"), cwd=tmp_path)
     assert done.returncode == 0 and not (tmp_path / "r" / "autosize.json").exists()
-    bad = charrnn("train", str(corpus_file), "--size", "auto", "--max-steps", "3", cwd=tmp_path)
+    bad = charrnn_here("train", str(corpus_file), "--size", "auto", "--max-steps", "3", cwd=tmp_path)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().count("\n") == 0 and "--time-budget" in bad.stderr

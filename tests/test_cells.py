@@ -129,12 +129,12 @@ def _train_args(cell: str, tmp_path) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cell", ["lstm-peephole", "lstm-cifg"])
-def test_train_resume_sample_eval_gradflow(cell, tmp_path, corpus_file):
+def test_train_resume_sample_eval_gradflow(cell, tmp_path, short_corpus_file):
     """The real commands on real text, and the weights-only checkpoint."""
-    every_command(_train_args(cell, tmp_path), corpus_file, tmp_path)
+    every_command(_train_args(cell, tmp_path), short_corpus_file, tmp_path)
     assert "rnn.peephole_l1" in torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]
 
 
 @pytest.mark.slow
-def test_two_processes_match_one(tmp_path, corpus_file):
-    train_in_one_and_two_processes(tmp_path, [str(corpus_file), *_train_args("lstm-cifg", tmp_path)])
+def test_two_processes_match_one(tmp_path, short_corpus_file):
+    train_in_one_and_two_processes(tmp_path, [str(short_corpus_file), *_train_args("lstm-cifg", tmp_path)])

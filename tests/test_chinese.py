@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from .conftest import SMALL, charrnn
+from .conftest import SMALL, charrnn, charrnn_here
 
 
 def _han_share(text: str) -> float:
@@ -15,6 +15,7 @@ def _han_share(text: str) -> float:
     return sum("\u4e00" <= c <= "\u9fff" for c in visible) / max(1, len(visible))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tokenizer", [["--tokenizer", "bpe", "--vocab-size", "500"], ["--tokenizer", "char"]])
 def test_chinese_train_and_sample(tmp_path, chinese_file, tokenizer):
     lyrics = chinese_file
@@ -26,7 +27,7 @@ def test_chinese_train_and_sample(tmp_path, chinese_file, tokenizer):
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr
     assert re.search(r"\d\.\d+ bits/char", trained.stderr)  # comparable across tokenizers
-    sampled = charrnn("sample", "-c", str(run), "--length", "200", "--seed", "3", cwd=tmp_path)
+    sampled = charrnn_here("sample", "-c", str(run), "--length", "200", "--seed", "3", cwd=tmp_path)
     assert sampled.returncode == 0, sampled.stderr
     text = sampled.stdout
     assert len(text) == 200

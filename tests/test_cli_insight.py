@@ -1,4 +1,5 @@
-"""The commands that look inside training, run as a user runs them: in a subprocess."""
+"""The commands that look inside training, run as a user runs them: in a subprocess (their second cases
+in-process, through the same entry point)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from charrnn import checkpoint
 from charrnn.evaluate import evaluate_text
 
-from .conftest import CLI, SMALL, charrnn, png_size
+from .conftest import CLI, SMALL, charrnn, charrnn_here, png_size
 
 
 def _one_error_line(result: subprocess.CompletedProcess, pattern: str) -> None:
@@ -36,7 +37,7 @@ def test_info(trained_run, tmp_path):
     assert result.returncode == 0, result.stderr
     for field in ("parameters", "lstm 2x64", "char, vocabulary", "corpus sha256", "best val loss", "command"):
         assert field in result.stdout
-    _one_error_line(charrnn("info", str(tmp_path / "nowhere"), cwd=tmp_path), "no such checkpoint")
+    _one_error_line(charrnn_here("info", str(tmp_path / "nowhere"), cwd=tmp_path), "no such checkpoint")
 
 
 def test_eval_a_file_and_stdin(trained_run, corpus_file, tmp_path):
@@ -49,9 +50,11 @@ def test_eval_a_file_and_stdin(trained_run, corpus_file, tmp_path):
     expected = evaluate_text(model, tok, [text])
     assert measured["tokens"] == expected.tokens == 19_999
     assert measured["bits_per_char"] == pytest.approx(expected.bits_per_char, rel=1e-5)
-    piped = charrnn("eval", "-", "-c", str(trained_run), cwd=tmp_path, stdin=text)
+    piped = charrnn_here("eval", "-", "-c", str(trained_run), cwd=tmp_path, stdin=text)
     assert piped.returncode == 0 and f"bits/char   {expected.bits_per_char:.4f}" in piped.stdout
-    strict = charrnn("eval", "-", "-c", str(trained_run), "--unknown", "error", cwd=tmp_path, stdin="日本 and more")
+    strict = charrnn_here(
+        "eval", "-", "-c", str(trained_run), "--unknown", "error", cwd=tmp_path, stdin="日本 and more"
+    )
     _one_error_line(strict, "not in the model's vocabulary")
 
 
@@ -62,9 +65,9 @@ def test_plot_two_runs_to_png_and_to_the_terminal(trained_run, tmp_path):
     )
     assert result.returncode == 0 and result.stdout == "", result.stderr
     assert png_size(out) == (800, 500)
-    text = charrnn("plot", str(trained_run), "--terminal", cwd=tmp_path)
+    text = charrnn_here("plot", str(trained_run), "--terminal", cwd=tmp_path)
     assert text.returncode == 0 and "loss (nats/token) against wall time" in text.stdout
-    _one_error_line(charrnn("plot", str(tmp_path), cwd=tmp_path), "no metrics.jsonl")
+    _one_error_line(charrnn_here("plot", str(tmp_path), cwd=tmp_path), "no metrics.jsonl")
 
 
 def test_plot_without_matplotlib_fails_instead_of_writing_no_file(trained_run, tmp_path):
@@ -83,7 +86,7 @@ def test_novelty_reads_the_sample_from_stdin(corpus_file, tmp_path):
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert record["longest_copied"] >= 300 and record["novel_fraction"]["50"] > 0
-    _one_error_line(charrnn("novelty", "-", "--corpus", "-", cwd=tmp_path, stdin="x"), "--corpus")
+    _one_error_line(charrnn_here("novelty", "-", "--corpus", "-", cwd=tmp_path, stdin="x"), "--corpus")
 
 
 def test_gradflow_of_a_checkpoint_with_a_plot(trained_run, corpus_file, tmp_path):
@@ -92,8 +95,8 @@ def test_gradflow_of_a_checkpoint_with_a_plot(trained_run, corpus_file, tmp_path
     result = charrnn(*args, "-o", str(out), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "horizon" in result.stdout and png_size(out) == (600, 420)
-    _one_error_line(charrnn("gradflow", cwd=tmp_path), "give checkpoints")
-    _one_error_line(charrnn("gradflow", "--compare", cwd=tmp_path), "--corpus")
+    _one_error_line(charrnn_here("gradflow", cwd=tmp_path), "give checkpoints")
+    _one_error_line(charrnn_here("gradflow", "--compare", cwd=tmp_path), "--corpus")
 
 
 def test_tensorboard_flag(corpus_file, tmp_path):

@@ -1,4 +1,4 @@
-"""`charrnn score` end to end, in a subprocess."""
+"""`charrnn score` end to end, in a subprocess (and in-process where the process is not what is checked)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from tests.conftest import charrnn
+from tests.conftest import charrnn, charrnn_here
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_per_token_from_stdin(trained_run, lines, tmp_path):
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert "".join(r["text"] for r in rows) == text
     assert all(len(r["top"]) == 3 and r["logprob"] <= 0 for r in rows)
-    summary = charrnn("score", "-", "--summary", "-c", str(trained_run), cwd=tmp_path, stdin=text)
+    summary = charrnn_here("score", "-", "--summary", "-c", str(trained_run), cwd=tmp_path, stdin=text)
     total = json.loads(summary.stdout)
     assert total["characters"] == len(text)
     assert total["nats"] == pytest.approx(-sum(r["logprob"] for r in rows), rel=1e-5)
@@ -54,6 +54,7 @@ def test_per_token_from_stdin(trained_run, lines, tmp_path):
     ],
 )
 def test_bad_input_is_one_line(trained_run, tmp_path, args, stdin, message):
-    result = charrnn("score", *args, "-c", str(trained_run), cwd=tmp_path, stdin=stdin)
+    run = charrnn if args == ["missing.txt"] else charrnn_here  # one through a real process
+    result = run("score", *args, "-c", str(trained_run), cwd=tmp_path, stdin=stdin)
     assert result.returncode != 0
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr

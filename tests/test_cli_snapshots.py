@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SMALL, charrnn
+from .conftest import SMALL, charrnn, charrnn_here
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +32,14 @@ def test_keep_last_leaves_the_newest_snapshots(run):
 
 def test_sample_and_eval_a_snapshot(run, corpus_file):
     by_step = charrnn("sample", "-c", str(run), "--step", "60", "-n", "30", "--seed", "2", cwd=run)
-    by_file = charrnn("sample", "-c", str(run / "step-60.pt"), "-n", "30", "--seed", "2", cwd=run)
-    latest = charrnn("sample", "-c", str(run), "-n", "30", "--seed", "2", cwd=run)
+    by_file = charrnn_here("sample", "-c", str(run / "step-60.pt"), "-n", "30", "--seed", "2", cwd=run)
+    latest = charrnn_here("sample", "-c", str(run), "-n", "30", "--seed", "2", cwd=run)
     assert by_step.returncode == 0 and len(by_step.stdout) == 30, by_step.stderr
     assert by_step.stdout == by_file.stdout != latest.stdout
-    evals = [charrnn("eval", str(corpus_file), *where, "--json", cwd=run.parent) for where in STEP_80]
+    evals = [charrnn_here("eval", str(corpus_file), *where, "--json", cwd=run.parent) for where in STEP_80]
     assert evals[0].returncode == 0, evals[0].stderr
     assert json.loads(evals[0].stdout) == json.loads(evals[1].stdout)
-    missing = charrnn("sample", "-c", str(run), "--step", "20", cwd=run)
+    missing = charrnn_here("sample", "-c", str(run), "--step", "20", cwd=run)
     assert missing.returncode == 1
     assert missing.stderr.strip().endswith("has no snapshot of step 20 (step-20.pt); steps kept: 60, 80")
 
@@ -62,6 +62,6 @@ def test_timelapse_prints_the_stages_in_order(run):
     assert headers == ["20", "40", "60", "80"]  # each snapshot step was evaluated, so sampled
     stages = re.split(r"^── step .*──\n", shown.stdout, flags=re.M)[1:]
     assert len(stages) == 4 and all(stage.startswith("ROMEO:") for stage in stages)  # the same prime each time
-    as_json = charrnn("timelapse", str(run), "--json", cwd=run)
+    as_json = charrnn_here("timelapse", str(run), "--json", cwd=run)
     records = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert [r["step"] for r in records] == [20, 40, 60, 80] and {r["prime"] for r in records} == {"ROMEO:"}

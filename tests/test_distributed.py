@@ -16,8 +16,8 @@ ARGS = (
 
 
 @pytest.mark.slow
-def test_two_processes_match_one_and_the_loss_falls(tmp_path, corpus_file):
-    common = [str(corpus_file), *ARGS, "--cache-dir", str(tmp_path / "cache")]
+def test_two_processes_match_one_and_the_loss_falls(tmp_path, short_corpus_file):
+    common = [str(short_corpus_file), *ARGS, "--cache-dir", str(tmp_path / "cache")]
     one, two = train_in_one_and_two_processes(tmp_path, common)
     assert two["cursor"]["step"] == one["cursor"]["step"] == 30
     # The saved hidden state covers the whole batch, gathered from both ranks.

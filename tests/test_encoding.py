@@ -14,7 +14,7 @@ from charrnn import data
 from charrnn.config import DataConfig
 from charrnn.errors import CharRNNError
 from tests import corpora
-from tests.conftest import CLI, SMALL, charrnn
+from tests.conftest import CLI, SMALL, charrnn, charrnn_here
 
 SAMPLES = {
     "latin-1": "Ça va, señor? Größe: 3½ m — no, ½.\n".replace("—", "-"),
@@ -94,13 +94,16 @@ def test_unknown_codec_is_refused(tmp_path, name):
 @pytest.mark.parametrize("command", [["train", "X"], ["eval", "X"], ["novelty", "X", "--corpus", "X"], ["sample"]])
 def test_unknown_codec_is_one_line_naming_the_flag(tmp_path, command):
     (tmp_path / "X").write_text("hello\n")
-    result = charrnn(*command, "--encoding", "klingon", cwd=tmp_path)
+    run = charrnn if command[0] == "train" else charrnn_here  # one through a real process
+    result = run(*command, "--encoding", "klingon", cwd=tmp_path)
     assert result.returncode != 0
     assert result.stderr.count("\n") == 1 and "--encoding" in result.stderr and "klingon" in result.stderr
 
 
+@pytest.mark.slow
 def test_cp1252_corpus_end_to_end(tmp_path):
-    """Train on a cp1252 file, resume, sample with a cp1252 prime on stdin, evaluate, count novelty."""
+    """Train on a cp1252 file, resume, sample with a cp1252 prime on stdin, evaluate, count novelty (training
+    and sampling from stdin's bytes in a subprocess, the rest in-process)."""
     text = corpora.play(40_000).replace("love", "amour’").replace("night", "nuit é")
     corpus = tmp_path / "play-cp1252.txt"
     corpus.write_bytes(text.encode("cp1252"))
@@ -109,9 +112,9 @@ def test_cp1252_corpus_end_to_end(tmp_path):
     trained = charrnn("train", str(corpus), *args, "--out", run, cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["data_config"]["encoding"] == "cp1252"
-    resumed = charrnn("train", "--resume", run, "--max-steps", "70", cwd=tmp_path)
+    resumed = charrnn_here("train", "--resume", run, "--max-steps", "70", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr  # the saved encoding reads the corpus again
-    plain = charrnn("train", str(corpus), *SMALL, "--max-steps", "1", "--out", str(tmp_path / "r2"), cwd=tmp_path)
+    plain = charrnn_here("train", str(corpus), *SMALL, "--max-steps", "1", "--out", str(tmp_path / "r2"), cwd=tmp_path)
     assert plain.returncode != 0 and "not valid UTF-8 (byte offset" in plain.stderr
     prime = "amour’".encode("cp1252")
     sampled = subprocess.run(
@@ -124,13 +127,13 @@ def test_cp1252_corpus_end_to_end(tmp_path):
     assert sampled.returncode == 0, sampled.stderr
     out = sampled.stdout.decode("utf-8")
     assert out.startswith("amour’") and len(out) == len("amour’") + 300
-    evaluated = charrnn("eval", str(corpus), "-c", run, "--encoding", "cp1252", "--json", cwd=tmp_path)
+    evaluated = charrnn_here("eval", str(corpus), "-c", run, "--encoding", "cp1252", "--json", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     result = json.loads(evaluated.stdout)
     assert result["skipped_chars"] == 0 and result["chars"] == len(text)
     sample_file = tmp_path / "sample.txt"
     sample_file.write_bytes(text[:500].encode("cp1252"))
-    found = charrnn(
+    found = charrnn_here(
         "novelty", str(sample_file), "--corpus", str(corpus), "--encoding", "cp1252", "--json", cwd=tmp_path
     )
     assert found.returncode == 0, found.stderr

@@ -19,7 +19,7 @@ from charrnn import checkpoint, export
 from charrnn.config import CELLS, ModelConfig
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN
-from tests.conftest import ROOT, charrnn
+from tests.conftest import ROOT, charrnn, charrnn_here
 
 EXAMPLE = ROOT / "examples" / "onnx_generate.py"
 
@@ -106,5 +106,5 @@ def test_readme_example_generates_from_the_export(exported):
 
 
 def test_export_of_a_missing_run_is_one_line(tmp_path: Path):
-    done = charrnn("export", str(tmp_path / "nothing"), cwd=tmp_path)
+    done = charrnn_here("export", str(tmp_path / "nothing"), cwd=tmp_path)
     assert done.returncode == 1 and done.stderr.count("\n") == 1 and "no such checkpoint" in done.stderr

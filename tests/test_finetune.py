@@ -12,7 +12,7 @@ from charrnn.config import DataConfig, ModelConfig, TrainConfig
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN
 from charrnn.tokenizers import CharTokenizer
-from tests.conftest import SMALL_MODEL, charrnn
+from tests.conftest import SMALL_MODEL, charrnn, charrnn_here
 
 NEW_CHARS = "äé€~"
 
@@ -74,6 +74,7 @@ def test_refuses_model_shape_settings():
     finetune.refuse_fixed({"dropout": 0.1}, {"val_frac": 0.2})
 
 
+@pytest.mark.slow
 def test_fine_tune_through_the_cli(trained_run: Path, new_corpus: Path, tmp_path: Path):
     out = tmp_path / "tuned"
     args = ["--max-steps", "20", "--eval-every", "10", "--batch-size", "8", "--seq-len", "32", "--lr", "1e-3"]
@@ -92,11 +93,11 @@ def test_fine_tune_through_the_cli(trained_run: Path, new_corpus: Path, tmp_path
     assert sorted(tuned.tokenizer["chars"][len(old_chars) :]) == sorted(NEW_CHARS)
     assert tuned.model_config == ModelConfig(**{**vars(parent_ckpt.model_config), "vocab_size": len(old_chars) + 4})
     assert not torch.equal(tuned.model["head.weight"][: len(old_chars)], parent_ckpt.model["head.weight"])
-    info = charrnn("info", str(out), cwd=tmp_path)
+    info = charrnn_here("info", str(out), cwd=tmp_path)
     assert "fine-tuned from" in info.stdout, info.stderr
-    sampled = charrnn("sample", "-c", str(out), "--prime", "é", "--length", "50", "--seed", "1", cwd=tmp_path)
+    sampled = charrnn_here("sample", "-c", str(out), "--prime", "é", "--length", "50", "--seed", "1", cwd=tmp_path)
     assert sampled.returncode == 0 and len(sampled.stdout) == 51, sampled.stderr
-    resumed = charrnn("train", "--resume", str(out), "--max-steps", "25", cwd=tmp_path)
+    resumed = charrnn_here("train", "--resume", str(out), "--max-steps", "25", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert checkpoint.load(out / "last.pt").parent == tuned.parent  # a resumed fine-tuned run keeps its parent
 
@@ -110,14 +111,15 @@ def test_fine_tune_through_the_cli(trained_run: Path, new_corpus: Path, tmp_path
     ],
 )
 def test_cli_refuses_shape_flags(trained_run: Path, new_corpus: Path, tmp_path: Path, flags: list[str], named: str):
-    done = charrnn("train", str(new_corpus), "--init-from", str(trained_run), *flags, cwd=tmp_path)
+    run = charrnn if named == "--hidden-size" else charrnn_here  # one through a real process
+    done = run("train", str(new_corpus), "--init-from", str(trained_run), *flags, cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and named in done.stderr and "--init-from" in done.stderr
     assert not (tmp_path / "checkpoints").exists()
 
 
 def test_cli_missing_run_is_one_line(new_corpus: Path, tmp_path: Path):
-    done = charrnn("train", str(new_corpus), "--init-from", str(tmp_path / "no-such-run"), cwd=tmp_path)
+    done = charrnn_here("train", str(new_corpus), "--init-from", str(tmp_path / "no-such-run"), cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.startswith("charrnn: error: --init-from: no such checkpoint") and done.stderr.count("\n") == 1
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
-import sys
 import tempfile
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from charrnn import cli, options
+from charrnn import options
+from tests.conftest import charrnn_here
 
 NUMBERS = st.sampled_from(["-3", "0", "0.5", "1", "2", "7", "1e9", "nan", "inf", "x", "", "--"])
 
@@ -45,19 +44,8 @@ WORDS = st.sampled_from(
 
 
 def run_cli(argv: list[str]) -> tuple[int, str]:
-    err = io.StringIO()
-    old = sys.argv, sys.stdin
-    sys.argv, sys.stdin = ["charrnn", *argv], io.TextIOWrapper(io.BytesIO(b""))  # a real stdin has a byte buffer
-    try:
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            try:
-                cli.main()
-                code = 0
-            except SystemExit as e:
-                code = e.code if isinstance(e.code, int) else 1
-    finally:
-        sys.argv, sys.stdin = old
-    return code, err.getvalue()
+    result = charrnn_here(*argv, cwd=Path.cwd())
+    return result.returncode, result.stderr
 
 
 def check(code: int, stderr: str) -> None:

@@ -13,7 +13,7 @@ from charrnn.indrnn import IndRNN, bound, recurrence
 from charrnn.model import CharRNN, HalfStepper
 from charrnn.sample import generate
 
-from .conftest import charrnn, every_command, train_in_one_and_two_processes
+from .conftest import charrnn, charrnn_here, every_command, train_in_one_and_two_processes
 
 
 def _naive(layer: IndRNN, x: torch.Tensor, h0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,12 +119,12 @@ def _train_args(tmp_path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_train_resume_sample_eval_gradflow_info(tmp_path, corpus_file):
+def test_train_resume_sample_eval_gradflow_info(tmp_path, short_corpus_file):
     """The real commands on real text."""
-    run = every_command(_train_args(tmp_path), corpus_file, tmp_path)
-    refused = charrnn("sample", "-c", run, "--length", "5", "--precision", "fp16", cwd=tmp_path)
+    run = every_command(_train_args(tmp_path), short_corpus_file, tmp_path)
+    refused = charrnn_here("sample", "-c", run, "--length", "5", "--precision", "fp16", cwd=tmp_path)
     assert refused.returncode != 0 and "--precision fp16" in refused.stderr and "Traceback" not in refused.stderr
-    info = charrnn("info", run, cwd=tmp_path)
+    info = charrnn_here("info", run, cwd=tmp_path)
     assert info.returncode == 0 and "indrnn" in info.stdout and "forget" not in info.stdout, info.stderr
 
 
@@ -132,7 +132,7 @@ def test_train_resume_sample_eval_gradflow_info(tmp_path, corpus_file):
 def test_gradflow_compares_indrnn_with_other_cells(tmp_path, corpus_file):
     out = tmp_path / "flow.png"
     flow = charrnn(
-        "gradflow", "--compare", "--corpus", str(corpus_file), "--cells", "indrnn,rnn-relu", "--budget", "2s",
+        "gradflow", "--compare", "--corpus", str(corpus_file), "--cells", "indrnn,rnn-relu", "--budget", "1s",
         "--seq-len", "16", "--batches", "1", "--batch-size", "4", "--hidden-size", "32", "-o", str(out),
         cwd=tmp_path,
     )  # fmt: skip
@@ -141,8 +141,8 @@ def test_gradflow_compares_indrnn_with_other_cells(tmp_path, corpus_file):
 
 
 @pytest.mark.slow
-def test_two_processes_match_one(tmp_path, corpus_file):
-    train_in_one_and_two_processes(tmp_path, [str(corpus_file), *_train_args(tmp_path)])
+def test_two_processes_match_one(tmp_path, short_corpus_file):
+    train_in_one_and_two_processes(tmp_path, [str(short_corpus_file), *_train_args(tmp_path)])
 
 
 def test_sampling_auto_precision_falls_back_to_fp32():

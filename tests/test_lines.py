@@ -18,7 +18,7 @@ from charrnn.evaluate import evaluate_lines
 from charrnn.lines import IGNORE, LineBatches, line_spans
 from charrnn.model import CharRNN
 from tests import corpora
-from tests.conftest import SMALL, charrnn
+from tests.conftest import SMALL, charrnn, charrnn_here
 
 NL = 0  # the newline's id in the generated id streams
 
@@ -163,35 +163,36 @@ def test_names_train_sample_novelty_eval(names_run, tmp_path):
     assert all(0 < len(item) <= 40 for item in items[:-1])
     assert sum(item[:1].isupper() for item in items[:-1]) >= 15  # they look like the names
     (tmp_path / "s.txt").write_text(sampled.stdout + "Nialard\n", encoding="utf-8")  # one known line of the corpus
-    found = charrnn(
+    found = charrnn_here(
         "novelty", str(tmp_path / "s.txt"), "--corpus", str(names), "--items", "lines", "--json", cwd=tmp_path
     )
     assert found.returncode == 0, found.stderr
     report = json.loads(found.stdout)
     expected = sum(line in set(names.read_text().splitlines()) for line in items[:-1]) + 1
     assert report["items"] == 21 and report["items_in_corpus"] == expected
-    evaluated = charrnn("eval", str(names), "-c", str(run), "--json", cwd=tmp_path)
+    evaluated = charrnn_here("eval", str(names), "-c", str(run), "--json", cwd=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["tokens"] == len(names.read_text())  # every line and its newline
 
 
 def test_prime_and_beam_stay_in_one_item(names_run, tmp_path):
     _, run = names_run
-    primed = charrnn("sample", "-c", str(run), "-N", "3", "--prime", "Th", "--seed", "1", cwd=tmp_path)
+    primed = charrnn_here("sample", "-c", str(run), "-N", "3", "--prime", "Th", "--seed", "1", cwd=tmp_path)
     assert primed.returncode == 0, primed.stderr
     assert [line[:2] for line in primed.stdout.splitlines()] == ["Th"] * 3
-    beam = charrnn("sample", "-c", str(run), "--beam", "3", "--length", "30", cwd=tmp_path)
+    beam = charrnn_here("sample", "-c", str(run), "--beam", "3", "--length", "30", cwd=tmp_path)
     assert beam.returncode == 0 and beam.stdout.count("\n") == 1 and beam.stdout.endswith("\n"), beam.stderr
 
 
 def test_resume_keeps_items(names_run, tmp_path):
     _, run = names_run
-    resumed = charrnn("train", "--resume", str(run), "--max-steps", "170", cwd=tmp_path)
+    resumed = charrnn_here("train", "--resume", str(run), "--max-steps", "170", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     saved = torch.load(run / "last.pt", weights_only=True)
     assert saved["data_config"]["items"] == "lines" and saved["cursor"]["step"] == 170
 
 
+@pytest.mark.slow
 def test_items_lines_with_sentencepiece(tmp_path):
     names = tmp_path / "names.txt"
     names.write_text(corpora.names(1500, seed=1), encoding="utf-8")
@@ -199,12 +200,15 @@ def test_items_lines_with_sentencepiece(tmp_path):
     args = ["--items", "lines", "--tokenizer", "bpe", "--vocab-size", "300", *SMALL, "--max-steps", "30"]
     trained = charrnn("train", str(names), *args, "--out", str(run), "--cache-dir", str(tmp_path / "c"), cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
-    sampled = charrnn("sample", "-c", str(run), "-N", "5", "--seed", "1", "--length", "30", "-f", "jsonl", cwd=tmp_path)
+    sampled = charrnn_here(
+        "sample", "-c", str(run), "-N", "5", "--seed", "1", "--length", "30", "-f", "jsonl", cwd=tmp_path
+    )
     assert sampled.returncode == 0, sampled.stderr
     texts = [json.loads(line)["text"] for line in sampled.stdout.splitlines()]  # raw bytes of a barely trained
     assert len(texts) == 5 and not any("\n" in t for t in texts)  # model may hold a \r: jsonl shows it as is
 
 
+@pytest.mark.slow
 def test_nproc_two_with_lines(tmp_path):
     names = tmp_path / "names.txt"
     names.write_text(corpora.names(600, seed=2), encoding="utf-8")
