@@ -8,6 +8,7 @@ best.pt on the last 10% of its corpus (the validation split). Runs are started d
 
     python bench/time_budget.py --start --budget 10m --corpus data/tinyshakespeare.txt --corpus data/python.txt:avx2
     python bench/time_budget.py --collect            # waits, evaluates, prints the table, writes the JSON
+    python bench/time_budget.py --start --corpus tinyshakespeare.txt:native --size auto   # this machine alone
 """
 
 from __future__ import annotations
@@ -26,16 +27,18 @@ AVX2 = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 KINDS = {
     "avx2": ("AVX2 kernels, fp32", AVX2, ["--precision", "fp32"]),
     "bf16": ("AVX512-BF16, bf16 autocast", {}, ["--precision", "auto"]),
+    "native": ("this CPU's own kernels, fp32", {}, ["--precision", "fp32"]),
 }
 
 
-def plan(corpora: list[str]) -> list[dict]:
-    """Each corpus as PATH or PATH:KIND,KIND (the CPU kinds to run it on; all by default)."""
+def plan(corpora: list[str], sizes: list[str]) -> list[dict]:
+    """Each corpus as PATH or PATH:KIND,KIND (the CPU kinds to run it on; avx2 and bf16 by default),
+    each with every --size in sizes."""
     runs = []
     for spec in corpora:
         corpus, _, kinds = spec.partition(":")
-        for kind in kinds.split(",") if kinds else KINDS:
-            for size in ("default", "auto"):
+        for kind in kinds.split(",") if kinds else ("avx2", "bf16"):
+            for size in sizes:
                 runs.append(
                     {"corpus": corpus, "kind": kind, "size": size, "name": f"{Path(corpus).stem}-{kind}-{size}"}
                 )
@@ -103,10 +106,11 @@ if __name__ == "__main__":
     parser.add_argument("--collect", action="store_true")
     parser.add_argument("--budget", default="10m")
     parser.add_argument("--corpus", action="append", default=[])
+    parser.add_argument("--size", action="append", choices=("default", "auto"), help="default: both")
     parser.add_argument("--work", type=Path, default=Path("/tmp/time_budget"))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "time_budget.json")
     args = parser.parse_args()
     if args.start:
-        start(plan(args.corpus), args.budget, args.work)
+        start(plan(args.corpus, args.size or ["default", "auto"]), args.budget, args.work)
     if args.collect:
         collect(args.work, args.out)
