@@ -3,7 +3,9 @@
 Trains a 2x512 LSTM for a single step on some of the Python standard library's source (quality does not
 matter for speed), starts `charrnn serve` on 127.0.0.1 in a subprocess, and drives 1, 8 and 32 concurrent
 streams: each stream sends its requests one after another (a bounded number), every request sampling
-`--length` characters. The load generator runs on the same machine, so it takes some of the CPU too.
+`--length` characters. All streams start at once and, their requests being equally long, go on in step:
+each new wave of 32 requests arrives together, the hardest case for time to first character. The load
+generator runs on the same machine, so it takes some of the CPU too.
 
     python bench/serve.py                       # 1, 8, 32 streams
     python bench/serve.py --streams 1 32 --length 500
@@ -115,6 +117,12 @@ def print_table(rows: list[dict]) -> None:
         )
 
 
+def _installed(*modules: str) -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 8, 32])
@@ -150,6 +158,8 @@ def main() -> None:
         "precision": args.precision,
         "length": args.length,
         "requests_per_stream": args.requests,
+        "server": "charrnn serve defaults: --threads cores - 1, --stream-interval 0.02; event loop "
+        + ("uvloop + httptools" if _installed("uvloop", "httptools") else "asyncio + h11"),
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

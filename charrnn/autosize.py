@@ -27,7 +27,7 @@ from charrnn.runtime import autocast
 
 M = 1_000_000
 AUTO_MODEL_FIELDS = ("layers", "hidden_size", "dropout")
-AUTO_TRAIN_FIELDS = ("batch_size", "seq_len", "lr")
+AUTO_TRAIN_FIELDS = ("batch_size", "lr")
 
 
 @dataclass(frozen=True)
@@ -47,11 +47,6 @@ CANDIDATES = (
 )
 BY_NAME = {c.name: c for c in CANDIDATES}
 BATCH_SIZE = 16
-# Tokens per stream per step. Within a budget of a few passes the number of updates limits the loss more
-# than the BPTT window does: at 1.5M characters on Tiny Shakespeare, 2x384 ended at 1.519 with 64 and
-# 1.597 with 128, at the same chars/s (bench/results/seq_len.json). LOSSES were measured at 128, so the
-# sizes are ranked as they train at 128.
-SEQ_LEN = 64
 PROBE_SHARE = 0.05  # of the budget, at most, spent measuring (the first candidate is always measured)
 
 
@@ -69,7 +64,7 @@ def candidate_settings(name: str, chars: float, corpus_chars: float) -> tuple[di
 
 def settings_of(c: Candidate, chars: float, corpus_chars: float) -> tuple[dict, dict]:
     model = {"layers": c.layers, "hidden_size": c.hidden_size, "dropout": dropout_for(chars, corpus_chars)}
-    return model, {"batch_size": BATCH_SIZE, "seq_len": SEQ_LEN, "lr": c.lr}
+    return model, {"batch_size": BATCH_SIZE, "lr": c.lr}
 
 
 # Best validation loss (nats/char) of each candidate after N characters of Tiny Shakespeare (a train
@@ -258,13 +253,12 @@ def fit(
     def measure(model: dict, train: dict) -> float:
         model_cfg = replace(base, **{k: v for k, v in model.items() if k not in model_given})
         batch_size = cfg.batch_size if "batch_size" in train_given else train["batch_size"]
-        seq_len = cfg.seq_len if "seq_len" in train_given else train["seq_len"]
         split = corpus.train
         # Half a second per candidate in a ten-minute budget; less in shorter ones.
         seconds = min(1.0, (cfg.time_budget or 0.0) / 1200)
         model = CharRNN(model_cfg)
         return measure_speed(
-            model, split.ids, batch_size, seq_len, split.chars_per_token, device, autocast_dtype, seconds
+            model, split.ids, batch_size, cfg.seq_len, split.chars_per_token, device, autocast_dtype, seconds
         )
 
     candidates = CANDIDATES

@@ -205,8 +205,8 @@ class TrainConfig:
     )
     size: str | None = setting(
         None,
-        "auto: measure this machine's speed for a few model sizes and fit layers, hidden size, dropout, batch, "
-        "BPTT window and learning rate to --time-budget (options given explicitly win); default: the fixed defaults.",
+        "auto: measure this machine's speed for a few model sizes and fit layers, hidden size, dropout, batch "
+        "and learning rate to --time-budget (options given explicitly win); default: the fixed defaults.",
         panel=TRAIN,
         choices=("auto", "default"),
         shown="auto with --time-budget and no --hidden-size/--layers, else default",

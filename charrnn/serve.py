@@ -2,8 +2,9 @@
 
 Stack: Starlette on uvicorn. Starlette is a small, well-kept ASGI toolkit with streaming responses and a
 test client; the request options come from SampleConfig's declarations, so a schema layer (FastAPI/pydantic)
-would only repeat them. Both are imported here, and this module only by `charrnn serve`, so no other command
-pays for them.
+would only repeat them. uvicorn runs on uvloop and httptools where they are installed (dependencies of
+charrnn): they leave more of a small machine's CPU to the models. All are imported here, and this module
+only by `charrnn serve`, so no other command pays for them.
 
 Generation streams NDJSON: one JSON object a line, {"index": i, "text": "..."} as text is final, then
 {"done": true, "finish_reason": ..., "samples": [...]}; an error mid-stream is {"error": "..."}.
