@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from charrnn import checkpoint, trainer
+from charrnn import sample as sample_module
 from charrnn.config import DataConfig, ModelConfig, SampleConfig, TrainConfig
 from charrnn.errors import CharRNNError
 from charrnn.model import CharRNN, HalfStepper
@@ -320,3 +321,22 @@ def test_an_untrained_byte_model_still_writes_well_formed_utf8(beam):
     assert all(len(t) == length and "\ufffd" not in t for t in texts)
     if beam is None:  # sampling hot does write non-ASCII (beam search prefers one byte per character)
         assert sum(ord(c) > 0x7F for t in texts for c in t) > 100
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_stepped_prime_and_one_fed_at_once_reach_the_same_state(cell, monkeypatch):
+    """Short primes go through the stepper, long ones through the sequence kernel: the same network either way."""
+    torch.manual_seed(0)
+    model = CharRNN(ModelConfig(vocab_size=20, cell=cell, hidden_size=32, embed_size=16, layers=2, dropout=0.0)).eval()
+    prime = torch.randint(20, (12,))
+    cfg = SampleConfig(precision="fp32")
+    results = []
+    for threshold in (len(prime), len(prime) - 1):  # stepped, then fed at once
+        monkeypatch.setattr(sample_module, "STEPPED_PRIME", threshold)
+        logits, _, states, _ = sample_module._start(model, cfg, prime, 3, torch.device("cpu"))
+        results.append((logits, states))
+    (stepped, stepped_states), (at_once, at_once_states) = results
+    assert stepped.shape == (3, 20)
+    torch.testing.assert_close(stepped, at_once, rtol=1e-5, atol=1e-5)
+    for a, b in zip(stepped_states, at_once_states, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
