@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import record  # noqa: E402  (bench/, this script's folder, is on the path)
+
 MODEL = {"hidden_size": 256, "embed_size": 64, "layers": 2, "dropout": 0.0}
 
 
@@ -46,13 +47,6 @@ def write_corpora(lib: Path, package: str, val_files: int, tmp: Path) -> tuple[P
     train.write_text("".join(p.read_text(encoding="utf-8") for p in files[:-val_files]), encoding="utf-8")
     val.write_text("".join(p.read_text(encoding="utf-8") for p in files[-val_files:]), encoding="utf-8")
     return pre, train, val
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.machine()
 
 
 def bits_per_char(run: Path, val: Path) -> float:
@@ -137,7 +131,7 @@ def main() -> None:
         print(f"{r['steps']:>6} {r['fine_tuned_bpc']:>15.3f} {scratch:>17}")
     result = {
         "command": "python bench/finetune.py " + " ".join(sys.argv[1:]),
-        "cpu": cpu_name(),
+        "cpu": record.cpu_name(),
         "torch": torch.__version__,
         "stdlib": str(lib),
         "package": args.package,

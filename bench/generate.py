@@ -18,14 +18,12 @@ Prints a table and writes bench/results/generate.json.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import record
 import torch
 
 from charrnn.config import ModelConfig, SampleConfig
@@ -137,16 +135,6 @@ def print_table(rows: list[dict]) -> None:
         print(f"| {r['cell']:4} | {r['case']:31} | {r['chars_per_sec']:9.0f} | {ms:8.3f} | {ratio:>13} | {cost:>14} |")
 
 
-def cpu_name() -> str:
-    """The CPU's model name where /proc/cpuinfo gives it (Linux), else the architecture."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        lines = []
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    return names[0] if names else platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
@@ -164,19 +152,14 @@ def main() -> None:
     rows = [row for cell in args.cells for row in bench_cell(cell, args, device)]
     print_table(rows)
     meta = {
-        "command": " ".join(["python", "bench/generate.py", *sys.argv[1:]]),
         "device": args.device,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "cpu": cpu_name(),
         "length": args.length,
         "repeats": args.repeats,
         "cpu_capability": torch.backends.cpu.get_cpu_capability() if args.device == "cpu" else None,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    print(f"wrote {out}")
+    record.write(args.out, meta, rows)
 
 
 if __name__ == "__main__":

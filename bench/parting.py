@@ -14,15 +14,13 @@ Prints a table and writes bench/results/parting.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from generate import cpu_name  # noqa: E402
+import record  # noqa: E402
 
 from charrnn import checkpoint as ckpts  # noqa: E402
 from charrnn.config import SampleConfig  # noqa: E402
@@ -75,15 +73,10 @@ def main() -> None:
             f"| {r['precision']} | {r['temperature']} | {r['parted']} | {', '.join(map(str, r['parted_at'])) or '-'} |"
         )
     meta = {
-        "command": " ".join(["python", "bench/parting.py", *sys.argv[1:]]),
-        "cpu": cpu_name(),
-        "cores": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "model": f"{model.cfg.cell} {model.cfg.layers}x{model.cfg.hidden_size}",
     }
-    out = Path(args.out)
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    print(f"wrote {out}")
+    record.write(args.out, meta, rows)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from generate import cpu_name  # noqa: E402
+import record  # noqa: E402
 
 MODEL = ["--hidden-size", "384", "--layers", "2", "--dropout", "0.1", "--lr", "6e-3"]
 FIXED = ["--precision", "fp32", "--seed", "1", "--device", "cpu", "--eval-every", "1000000"]
@@ -75,16 +75,11 @@ def main() -> None:
             f"| {r['batch_size']}x{r['seq_len']} | {r['steps']} | {r['best_val_loss']:.4f} | {r['chars_per_sec_median']:,.0f} |"
         )
     meta = {
-        "command": " ".join(["python", "bench/seq_len.py", *sys.argv[1:]]),
-        "cpu": cpu_name(),
-        "cores": os.cpu_count(),
         "model": " ".join(MODEL + FIXED),
         "threads_per_run": 1,
         "note": "runs side by side on a shared machine: chars/s compare variants only within one table",
     }
-    out = Path(args.out)
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    print(f"wrote {out}")
+    record.write(args.out, meta, rows)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from generate import cpu_name  # noqa: E402
+import record  # noqa: E402
 
 
 def build_model(root: Path) -> Path:
@@ -150,9 +150,6 @@ def main() -> None:
             server.wait(10)
     print_table(rows)
     meta = {
-        "command": " ".join(["python", "bench/serve.py", *sys.argv[1:]]),
-        "cpu": cpu_name(),
-        "cores": os.cpu_count(),
         "load_average_after": os.getloadavg(),
         "model": "lstm 2x512, 65-ish character vocabulary",
         "precision": args.precision,
@@ -161,10 +158,7 @@ def main() -> None:
         "server": "charrnn serve defaults: --threads cores - 1, --stream-interval 0.02; event loop "
         + ("uvloop + httptools" if _installed("uvloop", "httptools") else "asyncio + h11"),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    print(f"wrote {out}")
+    record.write(args.out, meta, rows)
 
 
 if __name__ == "__main__":

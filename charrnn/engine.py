@@ -67,7 +67,7 @@ class _Batch:
 
     def join(self, job: Job) -> None:
         n, vocab = job.cfg.num_samples, job.tokenizer.vocab_size
-        # The model's stepper is made once (an fp16 one packs every weight): all jobs share the server's precision.
+        # One stepper per model (its weights and first-layer table read once): all jobs share the server's precision.
         logits, self.step, states, _ = _start(self.model, job.cfg, job.prime, n, self.device, self.step)
         seen = torch.zeros(n, vocab, dtype=torch.bool, device=self.device)
         if job.cfg.prime:
