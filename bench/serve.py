@@ -129,6 +129,7 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=300, help="characters per request")
     parser.add_argument("--requests", type=int, default=4, help="requests per stream")
     parser.add_argument("--precision", default="auto", help="the server's --precision")
+    parser.add_argument("--device", default="cpu", help="the server's --device (cpu, cuda)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "serve.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="charrnn-bench-serve-") as tmp:
@@ -136,6 +137,7 @@ def main() -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         cmd = [sys.executable, "-m", "charrnn", "serve", str(run), "--port", str(port), "--precision", args.precision]
+        cmd += ["--device", args.device]
         server = subprocess.Popen(
             cmd + ["--max-concurrent", "256"],
             stdout=subprocess.DEVNULL,
@@ -153,6 +155,7 @@ def main() -> None:
         "load_average_after": os.getloadavg(),
         "model": "lstm 2x512, 65-ish character vocabulary",
         "precision": args.precision,
+        "device": args.device,
         "length": args.length,
         "requests_per_stream": args.requests,
         "server": "charrnn serve defaults: --threads cores - 1, --stream-interval 0.02; event loop "

@@ -72,8 +72,43 @@ def runs() -> list[dict]:
     return grid
 
 
+def recipe_runs() -> list[dict]:
+    """Recipes for the issue's three budgets, at the characters each size trains in them: 10 minutes on
+    this project's AVX2 machine (2x384 at 8,100 chars/s), 30 minutes on it, and 10 minutes on a 2-core
+    AVX512-BF16 CPU (2x384 at 28,000 chars/s in bf16; 2x512 and 2x768 at the share of that speed they
+    kept on the Xeon host, 0.63 and 0.36). Variants are `field=value` pairs over the rule's settings."""
+    from charrnn.autosize import candidate_settings
+
+    grid = []
+    for chars, name, variants in (
+        (4_900_000, "2x384", ["rule", "seed=2", "min_lr_frac=0", "min_lr_frac=0 seed=2", "grad_clip=5",
+                              "weight_decay=0.1", "lr=0.008 min_lr_frac=0", "dropout=0.2 min_lr_frac=0",
+                              "warmup_steps=100 min_lr_frac=0", "lr=0.008 min_lr_frac=0 seed=2",
+                              "lr=0.01 min_lr_frac=0", "lr=0.01 min_lr_frac=0 seed=2",
+                              "grad_clip=5 min_lr_frac=0", "weight_decay=0.1 min_lr_frac=0",
+                              "weight_decay=0.1 min_lr_frac=0 seed=2", "weight_decay=0.1 seed=2",
+                              "weight_decay=0.2 min_lr_frac=0", "weight_decay=0.2 min_lr_frac=0 seed=2"]),
+        (4_900_000, "2x512", ["rule", "min_lr_frac=0"]),
+        (14_600_000, "2x384", ["rule", "min_lr_frac=0", "dropout=0.4 min_lr_frac=0"]),
+        (8_700_000, "2x512", ["rule", "min_lr_frac=0", "dropout=0.35 min_lr_frac=0"]),
+        (17_000_000, "2x384", ["rule", "dropout=0.4 min_lr_frac=0", "dropout=0.5 min_lr_frac=0"]),
+        (10_700_000, "2x512", ["rule", "min_lr_frac=0", "dropout=0.35 min_lr_frac=0", "dropout=0.45 min_lr_frac=0"]),
+        (6_000_000, "2x768", ["rule", "dropout=0.35 min_lr_frac=0"]),
+    ):
+        for variant in variants:
+            model, train = candidate_settings(name, chars, 0.9 * SHAKESPEARE.stat().st_size)
+            apply_variant(variant, model, train)
+            grid.append({"corpus": "shakespeare", "chars": chars, "candidate": name, "variant": variant,
+                         "model": model, "train": train})
+    return sorted(grid, key=lambda r: -r["chars"] * int(r["candidate"][2:]))  # longest first
+
+
 def apply_variant(variant: str, model: dict, train: dict) -> None:
-    if variant == "batch8":
+    if "=" in variant:
+        for pair in variant.split():
+            field, value = pair.split("=")
+            (model if field == "dropout" else train)[field] = float(value) if "." in value or "e" in value else int(value)
+    elif variant == "batch8":
         train["batch_size"] = 8
     elif variant.startswith("lr x"):
         train["lr"] = round(train["lr"] * float(variant[4:]), 6)
@@ -102,7 +137,7 @@ def train_one(run: dict, device: str) -> dict:
                 **run["train"],
                 seq_len=SEQ_LEN,
                 max_steps=steps,
-                eval_every=max(50, steps // 4),
+                eval_every=min(500, max(50, steps // 4)),  # 500: the trainer's default, as the CPU runs
                 log_every=10**9,
                 device=device,
                 precision="fp32",
@@ -112,11 +147,12 @@ def train_one(run: dict, device: str) -> dict:
     return {**run, "steps": steps, "best_val_loss": result.best_val_loss, "secs": time.perf_counter() - start}
 
 
-def sweep(device: str, jobs: int, out: Path, only: list[str]) -> None:
+def sweep(device: str, jobs: int, out: Path, only: list[str], grid_name: str) -> None:
     def key(r: dict) -> str:
         return f"{r['corpus']}:{r['chars'] // M}:{r['candidate']}:{r['variant']}"
 
-    grid = sorted((r for r in runs() if key(r) in only), key=lambda r: only.index(key(r))) if only else runs()
+    everything = recipe_runs() if grid_name == "recipe" else runs()
+    grid = sorted((r for r in everything if key(r) in only), key=lambda r: only.index(key(r))) if only else everything
     # Tokenize each corpus once before the workers race to cache it.
     for run in (next(r for r in grid if r["corpus"] == c) for c in {r["corpus"] for r in grid}):
         train_one({**run, "chars": run["train"]["batch_size"] * SEQ_LEN}, device)
@@ -155,6 +191,7 @@ if __name__ == "__main__":
     parser.add_argument("--table", type=Path, help="summarise a sweep's runs.jsonl")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--jobs", type=int, default=8)
+    parser.add_argument("--grid", choices=["size", "recipe"], default="size", help="the size table, or recipe checks")
     parser.add_argument("--only", default="", help="comma-separated corpus:millions:candidate:variant")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "size_sweep-runs.jsonl")
     args = parser.parse_args()
@@ -163,4 +200,4 @@ if __name__ == "__main__":
     elif args.table:
         table(args.table)
     else:
-        sweep(args.device, args.jobs, args.out, [o for o in args.only.split(",") if o])
+        sweep(args.device, args.jobs, args.out, [o for o in args.only.split(",") if o], args.grid)

@@ -27,6 +27,10 @@ def resolve_device(name: str) -> torch.device:
             raise CharRNNError(f"device {name} asks for CUDA, but no CUDA GPU is available; use device cpu", "device")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise CharRNNError(f"device {name}: only {torch.cuda.device_count()} GPU(s) present", "device")
+        # PyTorch lets cuDNN's RNN kernels round fp32 to TF32 by default, so a sequence fed at once
+        # and one stepped through matmuls differed by 2e-5 on an H100: fp32 here means fp32
+        # (mixed precision is autocast's job, and auto picks bf16 on a GPU).
+        torch.backends.cudnn.allow_tf32 = False
     return device
 
 

@@ -109,6 +109,7 @@ def test_train_fits_the_size_to_the_budget_and_records_it(corpus_file, tmp_path)
     saved = torch.load(run / "best.pt", weights_only=True)
     assert saved["model_config"]["hidden_size"] == record["model"]["hidden_size"]
     assert saved["train_config"]["lr"] == record["train"]["lr"]
+    assert saved["train_config"]["weight_decay"] == record["train"]["weight_decay"] == autosize.WEIGHT_DECAY
 
 
 def test_explicit_settings_win_over_auto(corpus_file, tmp_path):
@@ -119,6 +120,7 @@ def test_explicit_settings_win_over_auto(corpus_file, tmp_path):
     record = json.loads((run / "autosize.json").read_text())
     assert record["chosen"] == "given" and [p["candidate"] for p in record["probes"]] == ["given"]
     assert "hidden_size" not in record["model"] and "lr" not in record["train"] and "batch_size" not in record["train"]
+    assert record["train"]["weight_decay"] == autosize.WEIGHT_DECAY  # left unset, so auto's
     saved = torch.load(run / "best.pt", weights_only=True)
     assert saved["model_config"]["hidden_size"] == 64 and saved["model_config"]["layers"] == 1
     assert saved["train_config"]["lr"] == 0.002 and saved["train_config"]["batch_size"] == 8

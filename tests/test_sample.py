@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charrnn import checkpoint, trainer
+from charrnn import checkpoint, runtime, trainer
 from charrnn import sample as sample_module
 from charrnn.config import DataConfig, ModelConfig, SampleConfig, TrainConfig
 from charrnn.errors import CharRNNError
@@ -323,17 +323,24 @@ def test_an_untrained_byte_model_still_writes_well_formed_utf8(beam):
         assert sum(ord(c) > 0x7F for t in texts for c in t) > 100
 
 
+# CUDA joins where this machine has it (the GPU machine a session is sometimes lent), never as a skip.
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_a_stepped_prime_and_one_fed_at_once_reach_the_same_state(cell, monkeypatch):
+def test_a_stepped_prime_and_one_fed_at_once_reach_the_same_state(cell, device, monkeypatch):
     """Short primes go through the stepper, long ones through the sequence kernel: the same network either way."""
     torch.manual_seed(0)
-    model = CharRNN(ModelConfig(vocab_size=20, cell=cell, hidden_size=32, embed_size=16, layers=2, dropout=0.0)).eval()
+    model = CharRNN(ModelConfig(vocab_size=20, cell=cell, hidden_size=32, embed_size=16, layers=2, dropout=0.0))
+    device = runtime.resolve_device(device)  # as the commands do: on a GPU, fp32 turns cuDNN's TF32 off
+    model = model.to(device).eval()
     prime = torch.randint(20, (12,))
     cfg = SampleConfig(precision="fp32")
     results = []
     for threshold in (len(prime), len(prime) - 1):  # stepped, then fed at once
         monkeypatch.setattr(sample_module, "STEPPED_PRIME", threshold)
-        logits, _, states, _ = sample_module._start(model, cfg, prime, 3, torch.device("cpu"))
+        logits, _, states, _ = sample_module._start(model, cfg, prime, 3, device)
         results.append((logits, states))
     (stepped, stepped_states), (at_once, at_once_states) = results
     assert stepped.shape == (3, 20)
