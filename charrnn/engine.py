@@ -1,7 +1,8 @@
 """Continuous batching for the server: one thread steps every active sampling request together.
 
-An RNN's state has a fixed size, so a request is a few rows of one batch: it joins between two steps (its
-prime fed alone, its rows' states stacked onto the batch's) and leaves at any step (its rows dropped). Each
+An RNN's state has a fixed size, so a request is a few rows of one batch: it joins between two steps (the
+short primes of the requests that arrived meanwhile stepped together, their states stacked onto the
+batch's) and leaves at any step (its rows dropped). Each
 request keeps its own SampleConfig, generators, seen-token mask and UTF-8 state, and chooses its tokens with
 charrnn.sample's one per-step function, so its text is what `charrnn sample` gives alone (up to the step
 kernel's rounding at other batch sizes; see README). Beam search runs on a thread of its own per request.
@@ -18,7 +19,17 @@ import torch
 
 from charrnn.config import SampleConfig
 from charrnn.model import CharRNN
-from charrnn.sample import Draws, TextSink, Utf8Guard, _start, choose_step, generate
+from charrnn.sample import (
+    STEPPED_PRIME,
+    Draws,
+    TextSink,
+    Utf8Guard,
+    _start,
+    choose_step,
+    feed_primes,
+    generate,
+    step_precision,
+)
 from charrnn.tokenizers import Tokenizer
 
 log = logging.getLogger("charrnn")
@@ -65,21 +76,39 @@ class _Batch:
         self.states: list[torch.Tensor] = []
         self.step = None
 
-    def join(self, job: Job) -> None:
-        n, vocab = job.cfg.num_samples, job.tokenizer.vocab_size
+    def join(self, jobs: list[Job]) -> None:
+        """Add the jobs' rows. Short primes of one length are stepped together, so a wave of requests
+        that arrive at once costs one step per prime token, not one per request, before anyone's
+        first character; a long prime goes through the sequence kernel alone, as in `charrnn sample`."""
         # One stepper per model (its weights and first-layer table read once): all jobs share the server's precision.
-        logits, self.step, states, _ = _start(self.model, job.cfg, job.prime, n, self.device, self.step)
-        seen = torch.zeros(n, vocab, dtype=torch.bool, device=self.device)
+        self.step = self.step or self.model.stepper(step_precision(jobs[0].cfg, self.model, self.device))
+        groups: dict[int, list[Job]] = {}
+        for job in jobs:
+            groups.setdefault(len(job.prime) if len(job.prime) <= STEPPED_PRIME else -id(job), []).append(job)
+        logits, states = [], []
+        for group in groups.values():
+            if len(group[0].prime) <= STEPPED_PRIME:
+                primes = torch.stack([j.prime for j in group]).to(self.device)
+                first, rows = feed_primes(self.model, self.step, primes)
+            else:
+                first, _, rows, _ = _start(self.model, group[0].cfg, group[0].prime, 1, self.device, self.step)
+            for i, job in enumerate(group):
+                n = job.cfg.num_samples
+                logits.append(first[i : i + 1].expand(n, -1))
+                states.append([s[i : i + 1].expand(n, -1) for s in rows])
+                self.jobs.append((job, self._rows(job)))
+        if self.logits is not None:
+            logits, states = [self.logits, *logits], [self.states, *states]
+        self.logits = torch.cat(logits)
+        self.states = [torch.cat(parts) for parts in zip(*states, strict=True)]
+
+    def _rows(self, job: Job) -> dict:
+        """A job's per-row tensors: the seen-token mask, UTF-8 state and random draws."""
+        seen = torch.zeros(job.cfg.num_samples, job.tokenizer.vocab_size, dtype=torch.bool, device=self.device)
         if job.cfg.prime:
             seen[:, job.prime.to(self.device)] = True
-        rows = {"seen": seen, "utf8": torch.zeros(n, dtype=torch.long, device=self.device)}
-        rows["draws"] = Draws(job.generators, self.device)
-        self.jobs.append((job, rows))
-        if self.logits is None:
-            self.logits, self.states = logits, states
-        else:
-            self.logits = torch.cat([self.logits, logits])
-            self.states = [torch.cat([a, b]) for a, b in zip(self.states, states, strict=True)]
+        utf8 = torch.zeros(job.cfg.num_samples, dtype=torch.long, device=self.device)
+        return {"seen": seen, "utf8": utf8, "draws": Draws(job.generators, self.device)}
 
     def advance(self) -> None:
         """One step of every row; each job's sinks take their tokens."""
@@ -182,8 +211,8 @@ class Engine:
                     if self._stopping:
                         break
                     joining, self._pending = self._pending, []
-                for job in joining:
-                    self._join(job)
+                if joining:
+                    self._join(joining)
                 for batch in self._batches.values():
                     if batch.jobs:
                         self._turn(batch)
@@ -194,23 +223,26 @@ class Engine:
     def _busy(self) -> bool:
         return any(batch.jobs for batch in self._batches.values())
 
-    def _join(self, job: Job) -> None:
-        if job.cancelled.is_set():
-            job.on_end()
-            return
-        device = job.model.head.weight.device
-        job.sinks = [
-            TextSink(job.tokenizer, job.cfg.length, job.cfg.stop, lambda t, i=i: job.emit({"index": i, "text": t}))
-            for i in range(job.cfg.num_samples)
-        ]
-        if id(job.model) not in self._batches:  # a model's batch stays, with its stepper, once made
-            self._batches[id(job.model)] = _Batch(job.model, job.tokenizer, device)
-        batch = self._batches[id(job.model)]
-        try:
-            batch.join(job)
-        except Exception as e:  # noqa: BLE001 - reported to the one client, the loop goes on
-            log.exception("generation failed")
-            _end(job, {"error": f"generation failed: {e}".splitlines()[0]})
+    def _join(self, jobs: list[Job]) -> None:
+        """Put the new jobs into their models' batches (a model's batch stays, with its stepper, once made)."""
+        by_model: dict[int, list[Job]] = {}
+        for job in jobs:
+            if job.cancelled.is_set():
+                job.on_end()
+                continue
+            job.sinks = [_sink(job, i) for i in range(job.cfg.num_samples)]
+            by_model.setdefault(id(job.model), []).append(job)
+        for key, group in by_model.items():
+            if key not in self._batches:
+                self._batches[key] = _Batch(group[0].model, group[0].tokenizer, group[0].model.head.weight.device)
+            batch, before = self._batches[key], len(self._batches[key].jobs)
+            try:
+                batch.join(group)
+            except Exception as e:  # noqa: BLE001 - reported to these clients, the loop goes on
+                log.exception("generation failed")
+                del batch.jobs[before:]
+                for job in group:
+                    _end(job, {"error": f"generation failed: {e}".splitlines()[0]})
 
     def _turn(self, batch: _Batch) -> None:
         """Step the batch once (when some job still needs a token), then let finished and cancelled jobs go."""
@@ -231,6 +263,11 @@ class Engine:
                 keep.append(True)
         if not all(keep):
             batch.drop(keep)
+
+
+def _sink(job: Job, index: int) -> TextSink:
+    """Sample `index` of the job: its text streamed as events."""
+    return TextSink(job.tokenizer, job.cfg.length, job.cfg.stop, lambda text: job.emit({"index": index, "text": text}))
 
 
 def _end(job: Job, event: dict) -> None:

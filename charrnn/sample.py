@@ -243,16 +243,26 @@ def _start(
     precision = step_precision(cfg, model, device)
     step = step or model.stepper(precision)
     prime = prime.to(device)
-    with torch.inference_mode():
-        if len(prime) <= STEPPED_PRIME:
-            states = step.split(model.init_state(1, device))
-            for token in prime.split(1):
-                logits, states = step(token, states)
-        else:
+    if len(prime) <= STEPPED_PRIME:
+        logits, states = feed_primes(model, step, prime[None])
+    else:
+        with torch.inference_mode():
             logits, state = model(prime[None], model.init_state(1, device))
-            logits, states = logits[:, -1], step.split(state)
+        logits, states = logits[:, -1], step.split(state)
     states = [s.expand(rows, -1).contiguous() for s in states]
     return logits.expand(rows, -1).contiguous(), step, states, precision
+
+
+def feed_primes(
+    model: CharRNN, step: Stepper | HalfStepper, primes: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Step primes of one length (rows of `primes`, on the model's device) from the initial state
+    together: the next-token logits and the stepper's states, a row per prime."""
+    with torch.inference_mode():
+        states = step.split(model.init_state(primes.shape[0], primes.device))
+        for tokens in primes.unbind(1):
+            logits, states = step(tokens, states)
+    return logits, states
 
 
 def generate(
