@@ -5,7 +5,7 @@ matter for speed), starts `charrnn serve` on 127.0.0.1 in a subprocess, and driv
 streams: each stream sends its requests one after another (a bounded number), every request sampling
 `--length` characters. All streams start at once and, their requests being equally long, go on in step:
 each new wave of 32 requests arrives together, the hardest case for time to first character. The load
-generator runs on the same machine, so it takes some of the CPU too.
+generator runs on the same machine, so it takes some of the CPU too; it is kept light (HTTP by hand).
 
     python bench/serve.py                       # 1, 8, 32 streams
     python bench/serve.py --streams 1 32 --length 500
@@ -56,30 +56,68 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def one_stream(client: httpx.AsyncClient, url: str, requests: int, length: int, seed: int) -> list[dict]:
-    """Requests one after another; for each, seconds to its first character and the characters received."""
+class Connection:
+    """One keep-alive HTTP/1.1 connection to the server, spoken by hand over asyncio streams: the load
+    generator shares the server's cores, and a client library's work per request and per piece (httpx's,
+    before) was measured as the server's time to first character (docs/benchmarks.md)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, url: str) -> Connection:
+        host, port = url.removeprefix("http://").split(":")
+        return cls(*await asyncio.open_connection(host, int(port)))
+
+    async def post(self, path: str, body: dict) -> tuple[float | None, bytes]:
+        """Send the request; the seconds from sending to the first piece of the body, and the body."""
+        data = json.dumps(body).encode()
+        head = f"POST {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n"
+        t0 = time.perf_counter()
+        self.writer.write(f"{head}content-length: {len(data)}\r\n\r\n".encode() + data)
+        status, *header_lines = (await self.reader.readuntil(b"\r\n\r\n")).decode().split("\r\n")
+        if " 200 " not in status + " ":
+            raise SystemExit(f"request failed: {status}")
+        headers = dict(line.lower().split(": ", 1) for line in header_lines if line)
+        if "content-length" in headers:
+            return time.perf_counter() - t0, await self.reader.readexactly(int(headers["content-length"]))
+        first, pieces = None, []
+        while size := int((await self.reader.readuntil(b"\r\n")).strip(), 16):  # chunked: size, data, CRLF
+            pieces.append(await self.reader.readexactly(size + 2))
+            first = first if first is not None else time.perf_counter() - t0
+        await self.reader.readuntil(b"\r\n")
+        return first, b"".join(p[:-2] for p in pieces)
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+async def one_stream(url: str, requests: int, length: int, seed: int) -> list[dict]:
+    """Requests one after another on one connection; for each, seconds to its first character and the
+    characters received. The first piece of a response is its first text (an error would fail the count
+    below); lines are parsed once the response ends, so the load generator spends little per piece."""
     out = []
-    for r in range(requests):
-        body = {"length": length, "temperature": 0.8, "seed": seed * 1000 + r}
-        t0, first, chars = time.perf_counter(), None, 0
-        async with client.stream("POST", url + "/v1/generate", json=body) as response:
-            response.raise_for_status()
-            async for line in response.aiter_lines():
-                event = json.loads(line)
-                if event.get("text"):
-                    first = first if first is not None else time.perf_counter() - t0
-                    chars += len(event["text"])
-        out.append({"ttfc": first, "chars": chars})
+    connection = await Connection.open(url)
+    try:
+        for r in range(requests):
+            body = {"length": length, "temperature": 0.8, "seed": seed * 1000 + r}
+            first, text = await connection.post("/v1/generate", body)
+            events = [json.loads(line) for line in text.decode().splitlines()]
+            chars = sum(len(e.get("text", "")) for e in events)
+            if "error" in events[-1] or chars != length:
+                raise SystemExit(f"request failed: {events[-1]}")
+            out.append({"ttfc": first, "chars": chars})
+    finally:
+        await connection.close()
     return out
 
 
 async def drive(url: str, streams: int, requests: int, length: int) -> dict:
-    limits = httpx.Limits(max_connections=streams + 4)
-    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
-        await one_stream(client, url, 1, 20, 0)  # warm up
-        t0 = time.perf_counter()
-        results = await asyncio.gather(*(one_stream(client, url, requests, length, s) for s in range(streams)))
-        wall = time.perf_counter() - t0
+    await one_stream(url, 1, 20, 0)  # warm up
+    t0 = time.perf_counter()
+    results = await asyncio.gather(*(one_stream(url, requests, length, s) for s in range(streams)))
+    wall = time.perf_counter() - t0
     done = [r for rs in results for r in rs]
     ttfc = sorted(r["ttfc"] for r in done)
     chars = sum(r["chars"] for r in done)
@@ -130,6 +168,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4, help="requests per stream")
     parser.add_argument("--precision", default="auto", help="the server's --precision")
     parser.add_argument("--device", default="cpu", help="the server's --device (cpu, cuda)")
+    parser.add_argument("--threads", type=int, help="the server's --threads (default: its own, cores - 1)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "serve.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="charrnn-bench-serve-") as tmp:
@@ -137,7 +176,7 @@ def main() -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         cmd = [sys.executable, "-m", "charrnn", "serve", str(run), "--port", str(port), "--precision", args.precision]
-        cmd += ["--device", args.device]
+        cmd += ["--device", args.device] + (["--threads", str(args.threads)] if args.threads else [])
         server = subprocess.Popen(
             cmd + ["--max-concurrent", "256"],
             stdout=subprocess.DEVNULL,
