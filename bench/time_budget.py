@@ -16,10 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 AVX2 = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
@@ -45,7 +49,7 @@ def plan(corpora: list[str], sizes: list[str]) -> list[dict]:
     return runs
 
 
-def start(runs: list[dict], budget: str, work: Path) -> None:
+def start(runs: list[dict], budget: str, work: Path, extra: list[str]) -> None:
     work.mkdir(parents=True, exist_ok=True)
     for i, run in enumerate(runs):
         _, env, flags = KINDS[run["kind"]]
@@ -53,7 +57,7 @@ def start(runs: list[dict], budget: str, work: Path) -> None:
         cores = f"{2 * i % n},{(2 * i + 1) % n}"
         cmd = ["taskset", "-c", cores, sys.executable, "-m", "charrnn", "train", run["corpus"], "--time-budget", budget]
         cmd += [*flags, "--size", run["size"], "--seed", "1", "--device", "cpu", "--out", str(work / run["name"])]
-        cmd += ["--cache-dir", str(work / "cache" / run["name"])]
+        cmd += ["--cache-dir", str(work / "cache" / run["name"]), *extra]
         run.update(cores=cores, command=" ".join(cmd), budget=budget)
         log = (work / f"{run['name']}.log").open("w")
         environ = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
@@ -88,9 +92,7 @@ def collect(work: Path, out: Path) -> None:
             f"{(run['autosize'] or {}).get('chosen', '2x384 (defaults)'):<18} "
             f"{run['eval'].get('nats_per_token', float('nan')) if isinstance(run['eval'], dict) else run['eval']}"
         )
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("Model name")), "")
-    out.write_text(json.dumps({"cpu": model, "runs": runs}, indent=1) + "\n")
+    out.write_text(json.dumps({"cpu": record.cpu_name(), "cpu_kind": record.cpu_kind(), "runs": runs}, indent=1) + "\n")
 
 
 def _state(pid: int) -> str:
@@ -108,9 +110,12 @@ if __name__ == "__main__":
     parser.add_argument("--corpus", action="append", default=[])
     parser.add_argument("--size", action="append", choices=("default", "auto"), help="default: both")
     parser.add_argument("--work", type=Path, default=Path("/tmp/time_budget"))
+    parser.add_argument("--train-flags", default="", help="more `charrnn train` flags for every run, e.g. '--seed 2'")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "time_budget.json")
     args = parser.parse_args()
     if args.start:
-        start(plan(args.corpus, args.size or ["default", "auto"]), args.budget, args.work)
+        start(
+            plan(args.corpus, args.size or ["default", "auto"]), args.budget, args.work, shlex.split(args.train_flags)
+        )
     if args.collect:
         collect(args.work, args.out)
