@@ -21,7 +21,6 @@ from charrnn.config import SampleConfig
 from charrnn.model import CharRNN
 from charrnn.sample import (
     STEPPED_PRIME,
-    Draws,
     TextSink,
     Utf8Guard,
     _start,
@@ -65,15 +64,60 @@ class Job:
         return {"done": True, "finish_reason": reason, "prime": self.cfg.prime, "seed": self.seed, "samples": samples}
 
 
+class _Uniforms:
+    """Every row's random uniforms, each from its sample's generator drawn 256 at a time, as
+    sample.Draws draws them for `charrnn sample`: the same numbers, whatever company a row keeps."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.generators: list[torch.Generator] = []
+        self.table = torch.empty(0, 256, device=device)  # row x its next 256 uniforms
+        self.used = torch.empty(0, dtype=torch.long)  # per row: how many of them it has taken
+
+    def add(self, generators: list[torch.Generator]) -> None:
+        rows = torch.stack([torch.rand(256, generator=g) for g in generators]).to(self.device)
+        self.generators += generators
+        self.table = torch.cat([self.table, rows])
+        self.used = torch.cat([self.used, torch.zeros(len(generators), dtype=torch.long)])
+
+    def keep(self, rows: list[int]) -> None:
+        self.generators = [self.generators[r] for r in rows]
+        index = torch.tensor(rows, dtype=torch.long)
+        self.table, self.used = self.table[index.to(self.device)], self.used[index]
+
+    def next(self) -> torch.Tensor:
+        """One uniform per row."""
+        for r in (self.used == 256).nonzero().flatten().tolist():
+            self.table[r] = torch.rand(256, generator=self.generators[r]).to(self.device)
+            self.used[r] = 0
+        out = self.table.gather(1, self.used.to(self.device)[:, None]).squeeze(1)
+        self.used += 1
+        return out
+
+
+@dataclass
+class _Group:
+    """Rows that one call chooses for: their settings, their rows (None: every row of the batch) and,
+    for a job with a repetition penalty (which chooses alone), its seen-token mask."""
+
+    cfg: SampleConfig
+    rows: torch.Tensor | None
+    seen: torch.Tensor
+
+
 class _Batch:
-    """The active rows of one model: next-token logits, stepper states, and which job owns which rows."""
+    """The active rows of one model: next-token logits, stepper states, each row's UTF-8 state and
+    uniforms, and which job owns which rows."""
 
     def __init__(self, model: CharRNN, tokenizer: Tokenizer, device: torch.device) -> None:
         self.model, self.device = model, device
         self.guard = Utf8Guard.for_pieces(tokenizer.pieces, device)
-        self.jobs: list[tuple[Job, dict]] = []  # (job, its per-row tensors)
+        self.jobs: list[tuple[Job, torch.Tensor | None]] = []  # (job, its seen-token mask if it has a penalty)
         self.logits: torch.Tensor | None = None
         self.states: list[torch.Tensor] = []
+        self.utf8 = torch.zeros(0, dtype=torch.long, device=device)
+        self.uniforms = _Uniforms(device)
+        self.groups: list[_Group] = []
         self.step = None
 
     def join(self, jobs: list[Job]) -> None:
@@ -85,7 +129,7 @@ class _Batch:
         groups: dict[int, list[Job]] = {}
         for job in jobs:
             groups.setdefault(len(job.prime) if len(job.prime) <= STEPPED_PRIME else -id(job), []).append(job)
-        logits, states = [], []
+        logits, states, joined = [], [], []
         for group in groups.values():
             if len(group[0].prime) <= STEPPED_PRIME:
                 primes = torch.stack([j.prime for j in group]).to(self.device)
@@ -96,34 +140,40 @@ class _Batch:
                 n = job.cfg.num_samples
                 logits.append(first[i : i + 1].expand(n, -1))
                 states.append([s[i : i + 1].expand(n, -1) for s in rows])
-                self.jobs.append((job, self._rows(job)))
+                joined.append(job)
         if self.logits is not None:
             logits, states = [self.logits, *logits], [self.states, *states]
         self.logits = torch.cat(logits)
         self.states = [torch.cat(parts) for parts in zip(*states, strict=True)]
+        for job in joined:
+            self.jobs.append((job, self._seen(job)))
+            self.uniforms.add(job.generators)
+        added = sum(job.cfg.num_samples for job in joined)
+        self.utf8 = torch.cat([self.utf8, torch.zeros(added, dtype=torch.long, device=self.device)])
+        self.groups = self._groups()
 
-    def _rows(self, job: Job) -> dict:
-        """A job's per-row tensors: the seen-token mask, UTF-8 state and random draws."""
+    def _seen(self, job: Job) -> torch.Tensor | None:
+        """The seen-token mask of a job with a repetition penalty (the prime counts as seen)."""
+        if job.cfg.repetition_penalty == 1.0:
+            return None
         seen = torch.zeros(job.cfg.num_samples, job.tokenizer.vocab_size, dtype=torch.bool, device=self.device)
         if job.cfg.prime:
             seen[:, job.prime.to(self.device)] = True
-        utf8 = torch.zeros(job.cfg.num_samples, dtype=torch.long, device=self.device)
-        return {"seen": seen, "utf8": utf8, "draws": Draws(job.generators, self.device)}
+        return seen
 
     def advance(self) -> None:
         """One step of every row; each job's sinks take their tokens."""
-        ids = torch.empty(self.logits.shape[0], dtype=torch.long, device=self.device)
-        for members in self._groups():
-            rows = [r for start, job, _ in members for r in range(start, start + job.cfg.num_samples)]
-            index = torch.tensor(rows, device=self.device)
-            cfg, parts = members[0][1].cfg, [p for _, _, p in members]
-            seen = parts[0]["seen"] if len(parts) == 1 else torch.cat([p["seen"] for p in parts])
-            uniforms = torch.cat([p["draws"].next() for p in parts])
-            utf8 = torch.cat([p["utf8"] for p in parts])
-            chosen, utf8 = choose_step(self.logits.index_select(0, index), seen, uniforms, cfg, self.guard, utf8)
-            ids[index] = chosen
-            for p, u in zip(parts, utf8.split([len(p["utf8"]) for p in parts]), strict=True):
-                p["utf8"] = u
+        uniforms = self.uniforms.next()
+        if len(self.groups) == 1 and self.groups[0].rows is None:  # the usual case: one call for all rows
+            g = self.groups[0]
+            ids, self.utf8 = choose_step(self.logits, g.seen, uniforms, g.cfg, self.guard, self.utf8)
+        else:
+            ids = torch.empty(self.logits.shape[0], dtype=torch.long, device=self.device)
+            for g in self.groups:
+                chosen, utf8 = choose_step(
+                    self.logits[g.rows], g.seen, uniforms[g.rows], g.cfg, self.guard, self.utf8[g.rows]
+                )
+                ids[g.rows], self.utf8[g.rows] = chosen, utf8
         logprobs = self.logits.float().log_softmax(-1).gather(1, ids[:, None]).squeeze(1)
         self.logits, self.states = self.step(ids, self.states)
         ids_, lps = ids.tolist(), logprobs.tolist()
@@ -133,17 +183,23 @@ class _Batch:
                 sink.feed([ids_[at]], [lps[at]])
                 at += 1
 
-    def _groups(self) -> list[list[tuple[int, Job, dict]]]:
-        """The jobs whose rows one call can choose for: the same strategies and no repetition penalty
-        (its seen-token mask is updated in place, so such a job chooses alone). Rows are independent
-        in every strategy, so a row's choice does not depend on its company."""
-        groups: dict[object, list[tuple[int, Job, dict]]] = {}
-        for start, (job, parts) in zip(self._starts(), self.jobs, strict=True):
+    def _groups(self) -> list[_Group]:
+        """The calls that choose every row's token: one per set of strategies, and one per job with a
+        repetition penalty (its seen-token mask is updated in place, so such a job chooses alone).
+        Rows are independent in every strategy, so a row's choice does not depend on its company."""
+        members: dict[object, list[int]] = {}
+        settings: dict[object, tuple[SampleConfig, torch.Tensor]] = {}
+        for start, (job, seen) in zip(self._starts(), self.jobs, strict=True):
             c = job.cfg
             greedy = c.temperature == 0 or c.top_k == 1
-            key = ("greedy",) if greedy else (c.temperature, c.top_k, c.top_p, c.min_p)
-            groups.setdefault(key if c.repetition_penalty == 1.0 else id(job), []).append((start, job, parts))
-        return list(groups.values())
+            key = id(job) if seen is not None else ("greedy",) if greedy else (c.temperature, c.top_k, c.top_p, c.min_p)
+            members.setdefault(key, []).extend(range(start, start + c.num_samples))
+            settings.setdefault(key, (c, seen if seen is not None else _NOTHING_SEEN))
+        if len(members) == 1:
+            ((cfg, seen),) = settings.values()
+            return [_Group(cfg, None, seen)]
+        rows = {key: torch.tensor(r, device=self.device) for key, r in members.items()}
+        return [_Group(cfg, rows[key], seen) for key, (cfg, seen) in settings.items()]
 
     def drop(self, keep: list[bool]) -> None:
         """Remove the jobs not kept, and their rows."""
@@ -154,12 +210,15 @@ class _Batch:
             for r in range(start, start + job.cfg.num_samples)
         ]
         self.jobs = [j for j, k in zip(self.jobs, keep, strict=True) if k]
+        self.uniforms.keep(index)
         if not index:
-            self.logits, self.states = None, []
+            self.logits, self.states, self.utf8, self.groups = None, [], self.utf8[:0], []
             return
         rows = torch.tensor(index, device=self.device)
         self.logits = self.logits.index_select(0, rows)
         self.states = [s.index_select(0, rows) for s in self.states]
+        self.utf8 = self.utf8.index_select(0, rows)
+        self.groups = self._groups()
 
     def _starts(self) -> list[int]:
         starts, at = [], 0
@@ -167,6 +226,10 @@ class _Batch:
             starts.append(at)
             at += job.cfg.num_samples
         return starts
+
+
+# What a group without a repetition penalty passes as its seen-token mask: the strategies never read it.
+_NOTHING_SEEN = torch.zeros(0, dtype=torch.bool)
 
 
 class Engine:

@@ -320,7 +320,8 @@ def generate(
 
 class Draws:
     """Each sample's uniforms from its own generator, drawn 256 at a time, so the draws never depend
-    on how the steps are grouped (blocks here, a shared batch in charrnn.engine)."""
+    on how the steps are grouped (blocks here; charrnn.engine._Uniforms draws them the same way for
+    the rows of its shared batch)."""
 
     def __init__(self, generators: list[torch.Generator], device: torch.device) -> None:
         self.generators, self.device = generators, device

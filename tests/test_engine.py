@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from charrnn.config import ModelConfig, SampleConfig
-from charrnn.engine import Engine, Job, _Batch
+from charrnn.engine import Engine, Job, _Batch, _Uniforms
 from charrnn.model import CharRNN
-from charrnn.sample import STEPPED_PRIME, _prime_ids, _start, generate
+from charrnn.sample import STEPPED_PRIME, Draws, _prime_ids, _start, generate
 from charrnn.tokenizers import CharTokenizer
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\nAll:\nSpeak, speak.\n"
@@ -59,7 +59,14 @@ def test_a_wave_of_requests_gets_the_texts_each_gets_alone(monkeypatch):
     join = _Batch.join
     monkeypatch.setattr(_Batch, "join", lambda self, jobs: (waves.append(len(jobs)), join(self, jobs)))
     cfgs = [
-        SampleConfig(prime=p, seed=10 + i, length=120, temperature=0 if i % 3 == 0 else 0.9, precision="fp32")
+        SampleConfig(
+            prime=p,
+            seed=10 + i,
+            length=120,
+            temperature=0 if i % 3 == 0 else 0.9,
+            repetition_penalty=1.3 if i % 4 == 1 else 1.0,  # such a job chooses alone
+            precision="fp32",
+        )
         for i, p in enumerate(PRIMES * 2)
     ]
     engine = Engine()
@@ -74,3 +81,20 @@ def test_a_wave_of_requests_gets_the_texts_each_gets_alone(monkeypatch):
     for cfg, (events, _) in zip(cfgs, runs, strict=True):
         final = events[-1]
         assert [s["text"] for s in final["samples"]] == [s.text for s in generate(model, tok, cfg)]
+
+
+def test_rows_draw_the_uniforms_their_samples_draw_alone():
+    """Rows that join at different steps and leave keep the stream `charrnn sample` draws for them,
+    across the 256-draw refills."""
+    seeds = {"a": [1, 2], "b": [7]}
+    alone = {k: Draws([torch.Generator().manual_seed(s) for s in v], torch.device("cpu")) for k, v in seeds.items()}
+    rows = _Uniforms(torch.device("cpu"))
+    rows.add([torch.Generator().manual_seed(s) for s in seeds["a"]])
+    for _ in range(100):
+        torch.testing.assert_close(rows.next(), alone["a"].next(), rtol=0, atol=0)
+    rows.add([torch.Generator().manual_seed(s) for s in seeds["b"]])
+    for _ in range(300):
+        torch.testing.assert_close(rows.next(), torch.cat([alone["a"].next(), alone["b"].next()]), rtol=0, atol=0)
+    rows.keep([2])  # a's rows leave
+    for _ in range(300):
+        torch.testing.assert_close(rows.next(), alone["b"].next(), rtol=0, atol=0)
