@@ -68,29 +68,32 @@ class _Uniforms:
     """Every row's random uniforms, each from its sample's generator drawn 256 at a time, as
     sample.Draws draws them for `charrnn sample`: the same numbers, whatever company a row keeps."""
 
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.generators: list[torch.Generator] = []
-        self.table = torch.empty(0, 256, device=device)  # row x its next 256 uniforms
-        self.used = torch.empty(0, dtype=torch.long)  # per row: how many of them it has taken
+    def __init__(self, generators: list[torch.Generator], table: torch.Tensor, used: torch.Tensor) -> None:
+        self.generators = generators
+        self.table = table  # row x its next 256 uniforms
+        self.used = used  # per row (on the host): how many of them it has taken
 
-    def add(self, generators: list[torch.Generator]) -> None:
-        rows = torch.stack([torch.rand(256, generator=g) for g in generators]).to(self.device)
-        self.generators += generators
-        self.table = torch.cat([self.table, rows])
-        self.used = torch.cat([self.used, torch.zeros(len(generators), dtype=torch.long)])
+    @classmethod
+    def none(cls, device: torch.device) -> _Uniforms:
+        return cls([], torch.empty(0, 256, device=device), torch.empty(0, dtype=torch.long))
 
-    def keep(self, rows: list[int]) -> None:
-        self.generators = [self.generators[r] for r in rows]
+    def plus(self, generators: list[torch.Generator]) -> _Uniforms:
+        """These rows and new ones, one per generator."""
+        rows = torch.stack([torch.rand(256, generator=g) for g in generators]).to(self.table.device)
+        used = torch.cat([self.used, torch.zeros(len(generators), dtype=torch.long)])
+        return _Uniforms(self.generators + generators, torch.cat([self.table, rows]), used)
+
+    def only(self, rows: list[int]) -> _Uniforms:
+        """These rows alone, in this order."""
         index = torch.tensor(rows, dtype=torch.long)
-        self.table, self.used = self.table[index.to(self.device)], self.used[index]
+        return _Uniforms([self.generators[r] for r in rows], self.table[index.to(self.table.device)], self.used[index])
 
     def next(self) -> torch.Tensor:
         """One uniform per row."""
         for r in (self.used == 256).nonzero().flatten().tolist():
-            self.table[r] = torch.rand(256, generator=self.generators[r]).to(self.device)
+            self.table[r] = torch.rand(256, generator=self.generators[r]).to(self.table.device)
             self.used[r] = 0
-        out = self.table.gather(1, self.used.to(self.device)[:, None]).squeeze(1)
+        out = self.table.gather(1, self.used.to(self.table.device)[:, None]).squeeze(1)
         self.used += 1
         return out
 
@@ -116,7 +119,7 @@ class _Batch:
         self.logits: torch.Tensor | None = None
         self.states: list[torch.Tensor] = []
         self.utf8 = torch.zeros(0, dtype=torch.long, device=device)
-        self.uniforms = _Uniforms(device)
+        self.uniforms = _Uniforms.none(device)
         self.groups: list[_Group] = []
         self.step = None
 
@@ -143,14 +146,15 @@ class _Batch:
                 joined.append(job)
         if self.logits is not None:
             logits, states = [self.logits, *logits], [self.states, *states]
-        self.logits = torch.cat(logits)
-        self.states = [torch.cat(parts) for parts in zip(*states, strict=True)]
-        for job in joined:
-            self.jobs.append((job, self._seen(job)))
-            self.uniforms.add(job.generators)
+        # Everything new is made before the batch changes: it takes the jobs whole or, on an error, not at all.
         added = sum(job.cfg.num_samples for job in joined)
-        self.utf8 = torch.cat([self.utf8, torch.zeros(added, dtype=torch.long, device=self.device)])
-        self.groups = self._groups()
+        utf8 = torch.cat([self.utf8, torch.zeros(added, dtype=torch.long, device=self.device)])
+        uniforms = self.uniforms.plus([g for job in joined for g in job.generators])
+        jobs = self.jobs + [(job, self._seen(job)) for job in joined]
+        logits, states = torch.cat(logits), [torch.cat(parts) for parts in zip(*states, strict=True)]
+        groups = self._groups(jobs)
+        self.logits, self.states, self.utf8 = logits, states, utf8
+        self.uniforms, self.jobs, self.groups = uniforms, jobs, groups
 
     def _seen(self, job: Job) -> torch.Tensor | None:
         """The seen-token mask of a job with a repetition penalty (the prime counts as seen)."""
@@ -183,13 +187,13 @@ class _Batch:
                 sink.feed([ids_[at]], [lps[at]])
                 at += 1
 
-    def _groups(self) -> list[_Group]:
+    def _groups(self, jobs: list[tuple[Job, torch.Tensor | None]]) -> list[_Group]:
         """The calls that choose every row's token: one per set of strategies, and one per job with a
         repetition penalty (its seen-token mask is updated in place, so such a job chooses alone).
         Rows are independent in every strategy, so a row's choice does not depend on its company."""
         members: dict[object, list[int]] = {}
         settings: dict[object, tuple[SampleConfig, torch.Tensor]] = {}
-        for start, (job, seen) in zip(self._starts(), self.jobs, strict=True):
+        for start, (job, seen) in zip(_starts(jobs), jobs, strict=True):
             c = job.cfg
             greedy = c.temperature == 0 or c.top_k == 1
             key = id(job) if seen is not None else ("greedy",) if greedy else (c.temperature, c.top_k, c.top_p, c.min_p)
@@ -205,12 +209,12 @@ class _Batch:
         """Remove the jobs not kept, and their rows."""
         index = [
             r
-            for (job, _), k, start in zip(self.jobs, keep, self._starts(), strict=True)
+            for (job, _), k, start in zip(self.jobs, keep, _starts(self.jobs), strict=True)
             if k
             for r in range(start, start + job.cfg.num_samples)
         ]
         self.jobs = [j for j, k in zip(self.jobs, keep, strict=True) if k]
-        self.uniforms.keep(index)
+        self.uniforms = self.uniforms.only(index)
         if not index:
             self.logits, self.states, self.utf8, self.groups = None, [], self.utf8[:0], []
             return
@@ -218,14 +222,16 @@ class _Batch:
         self.logits = self.logits.index_select(0, rows)
         self.states = [s.index_select(0, rows) for s in self.states]
         self.utf8 = self.utf8.index_select(0, rows)
-        self.groups = self._groups()
+        self.groups = self._groups(self.jobs)
 
-    def _starts(self) -> list[int]:
-        starts, at = [], 0
-        for job, _ in self.jobs:
-            starts.append(at)
-            at += job.cfg.num_samples
-        return starts
+
+def _starts(jobs: list[tuple[Job, torch.Tensor | None]]) -> list[int]:
+    """Each job's first row."""
+    starts, at = [], 0
+    for job, _ in jobs:
+        starts.append(at)
+        at += job.cfg.num_samples
+    return starts
 
 
 # What a group without a repetition penalty passes as its seen-token mask: the strategies never read it.
@@ -298,12 +304,10 @@ class Engine:
         for key, group in by_model.items():
             if key not in self._batches:
                 self._batches[key] = _Batch(group[0].model, group[0].tokenizer, group[0].model.head.weight.device)
-            batch, before = self._batches[key], len(self._batches[key].jobs)
             try:
-                batch.join(group)
+                self._batches[key].join(group)
             except Exception as e:  # noqa: BLE001 - reported to these clients, the loop goes on
                 log.exception("generation failed")
-                del batch.jobs[before:]
                 for job in group:
                     _end(job, {"error": f"generation failed: {e}".splitlines()[0]})
 

@@ -88,13 +88,30 @@ def test_rows_draw_the_uniforms_their_samples_draw_alone():
     across the 256-draw refills."""
     seeds = {"a": [1, 2], "b": [7]}
     alone = {k: Draws([torch.Generator().manual_seed(s) for s in v], torch.device("cpu")) for k, v in seeds.items()}
-    rows = _Uniforms(torch.device("cpu"))
-    rows.add([torch.Generator().manual_seed(s) for s in seeds["a"]])
+    rows = _Uniforms.none(torch.device("cpu")).plus([torch.Generator().manual_seed(s) for s in seeds["a"]])
     for _ in range(100):
         torch.testing.assert_close(rows.next(), alone["a"].next(), rtol=0, atol=0)
-    rows.add([torch.Generator().manual_seed(s) for s in seeds["b"]])
+    rows = rows.plus([torch.Generator().manual_seed(s) for s in seeds["b"]])
     for _ in range(300):
         torch.testing.assert_close(rows.next(), torch.cat([alone["a"].next(), alone["b"].next()]), rtol=0, atol=0)
-    rows.keep([2])  # a's rows leave
+    rows = rows.only([2])  # a's rows leave
     for _ in range(300):
         torch.testing.assert_close(rows.next(), alone["b"].next(), rtol=0, atol=0)
+
+
+def test_a_join_that_fails_leaves_the_batch_as_it_was():
+    model, tok = _model("gru")
+    batch = _Batch(model, tok, torch.device("cpu"))
+    running = _job(model, tok, SampleConfig(prime="All", seed=1, precision="fp32"), [], threading.Event())
+    running.sinks = []
+    batch.join([running])
+    before = (batch.logits.clone(), [s.clone() for s in batch.states], list(batch.jobs), batch.uniforms.table.clone())
+    broken = _job(model, tok, SampleConfig(prime="Spe", seed=2, precision="fp32"), [], threading.Event())
+    broken.prime = torch.tensor([0, tok.vocab_size + 5])  # no such token: feeding it fails
+    with pytest.raises(IndexError):
+        batch.join([broken])
+    torch.testing.assert_close(batch.logits, before[0], rtol=0, atol=0)
+    torch.testing.assert_close(batch.states, before[1], rtol=0, atol=0)
+    assert batch.jobs == before[2] and len(batch.utf8) == 1
+    torch.testing.assert_close(batch.uniforms.table, before[3], rtol=0, atol=0)
+    batch.advance()  # the batch goes on for the job it had
