@@ -17,6 +17,7 @@ Prints a table and writes bench/results/startup.json.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -70,8 +71,6 @@ def wall(args: list[str]) -> float:
 
 def in_process(args: list[str]) -> float:
     """Seconds from after `import torch` to the end of the command, timed inside its process."""
-    import os
-
     read, write = os.pipe()
     subprocess.run(
         [sys.executable, "-c", IN_PROCESS, *args],
