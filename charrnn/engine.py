@@ -21,6 +21,7 @@ from charrnn.config import SampleConfig
 from charrnn.model import CharRNN
 from charrnn.sample import (
     STEPPED_PRIME,
+    Draws,
     TextSink,
     Utf8Guard,
     _start,
@@ -64,40 +65,6 @@ class Job:
         return {"done": True, "finish_reason": reason, "prime": self.cfg.prime, "seed": self.seed, "samples": samples}
 
 
-class _Uniforms:
-    """Every row's random uniforms, each from its sample's generator drawn 256 at a time, as
-    sample.Draws draws them for `charrnn sample`: the same numbers, whatever company a row keeps."""
-
-    def __init__(self, generators: list[torch.Generator], table: torch.Tensor, used: torch.Tensor) -> None:
-        self.generators = generators
-        self.table = table  # row x its next 256 uniforms
-        self.used = used  # per row (on the host): how many of them it has taken
-
-    @classmethod
-    def none(cls, device: torch.device) -> _Uniforms:
-        return cls([], torch.empty(0, 256, device=device), torch.empty(0, dtype=torch.long))
-
-    def plus(self, generators: list[torch.Generator]) -> _Uniforms:
-        """These rows and new ones, one per generator."""
-        rows = torch.stack([torch.rand(256, generator=g) for g in generators]).to(self.table.device)
-        used = torch.cat([self.used, torch.zeros(len(generators), dtype=torch.long)])
-        return _Uniforms(self.generators + generators, torch.cat([self.table, rows]), used)
-
-    def only(self, rows: list[int]) -> _Uniforms:
-        """These rows alone, in this order."""
-        index = torch.tensor(rows, dtype=torch.long)
-        return _Uniforms([self.generators[r] for r in rows], self.table[index.to(self.table.device)], self.used[index])
-
-    def next(self) -> torch.Tensor:
-        """One uniform per row."""
-        for r in (self.used == 256).nonzero().flatten().tolist():
-            self.table[r] = torch.rand(256, generator=self.generators[r]).to(self.table.device)
-            self.used[r] = 0
-        out = self.table.gather(1, self.used.to(self.table.device)[:, None]).squeeze(1)
-        self.used += 1
-        return out
-
-
 @dataclass
 class _Group:
     """Rows that one call chooses for: their settings, their rows (None: every row of the batch) and,
@@ -119,7 +86,7 @@ class _Batch:
         self.logits: torch.Tensor | None = None
         self.states: list[torch.Tensor] = []
         self.utf8 = torch.zeros(0, dtype=torch.long, device=device)
-        self.uniforms = _Uniforms.none(device)
+        self.uniforms = Draws([], device)
         self.groups: list[_Group] = []
         self.step = None
 
@@ -129,11 +96,11 @@ class _Batch:
         first character; a long prime goes through the sequence kernel alone, as in `charrnn sample`."""
         # One stepper per model (its weights and first-layer table read once): all jobs share the server's precision.
         self.step = self.step or self.model.stepper(step_precision(jobs[0].cfg, self.model, self.device))
-        groups: dict[int, list[Job]] = {}
+        by_length: dict[int, list[Job]] = {}
         for job in jobs:
-            groups.setdefault(len(job.prime) if len(job.prime) <= STEPPED_PRIME else -id(job), []).append(job)
+            by_length.setdefault(len(job.prime) if len(job.prime) <= STEPPED_PRIME else -id(job), []).append(job)
         logits, states, joined = [], [], []
-        for group in groups.values():
+        for group in by_length.values():
             if len(group[0].prime) <= STEPPED_PRIME:
                 primes = torch.stack([j.prime for j in group]).to(self.device)
                 first, rows = feed_primes(self.model, self.step, primes)

@@ -319,21 +319,55 @@ def generate(
 
 
 class Draws:
-    """Each sample's uniforms from its own generator, drawn 256 at a time, so the draws never depend
-    on how the steps are grouped (blocks here; charrnn.engine._Uniforms draws them the same way for
-    the rows of its shared batch)."""
+    """Each sample's uniforms from its own generator, drawn 256 at a time, so a sample's numbers never
+    depend on how the steps are grouped or on the company it keeps: blocks of steps here, rows joining
+    and leaving the server's shared batch in charrnn.engine (`plus`, `only`).
 
-    def __init__(self, generators: list[torch.Generator], device: torch.device) -> None:
-        self.generators, self.device = generators, device
-        self.uniforms, self.drawn = torch.empty(len(generators), 0), 0
+    Rows may be at different points of their 256: until the next row runs out, the coming draws of
+    every row are gathered once into a window, so a step takes one column of it."""
+
+    def __init__(
+        self,
+        generators: list[torch.Generator],
+        device: torch.device,
+        table: torch.Tensor | None = None,
+        used: torch.Tensor | None = None,
+    ) -> None:
+        self.generators, self.device = list(generators), device
+        self.table = self._drawn(self.generators) if table is None else table  # row x its current 256
+        self.used = torch.zeros(len(generators), dtype=torch.long, device=device) if used is None else used
+        self.window = self.table[:, :0]  # row x its next draws, up to the first refill
+        self.taken = 0  # columns of the window taken
+
+    def plus(self, generators: list[torch.Generator]) -> Draws:
+        """These rows and new ones, one per generator."""
+        used = torch.cat([self._used(), torch.zeros(len(generators), dtype=torch.long, device=self.device)])
+        return Draws(self.generators + generators, self.device, torch.cat([self.table, self._drawn(generators)]), used)
+
+    def only(self, rows: list[int]) -> Draws:
+        """These rows alone, in this order."""
+        index = torch.tensor(rows, dtype=torch.long, device=self.device)
+        return Draws([self.generators[r] for r in rows], self.device, self.table[index], self._used()[index])
 
     def next(self) -> torch.Tensor:
-        """One uniform per sample."""
-        if self.drawn == self.uniforms.shape[1]:
-            self.uniforms = torch.stack([torch.rand(256, generator=g) for g in self.generators]).to(self.device)
-            self.drawn = 0
-        self.drawn += 1
-        return self.uniforms[:, self.drawn - 1]
+        """One uniform per row."""
+        if self.taken == self.window.shape[1]:
+            self.used = self._used()
+            for r in (self.used == 256).nonzero().flatten().tolist():
+                self.table[r], self.used[r] = self._drawn([self.generators[r]])[0], 0
+            width = 256 - int(self.used.max()) if len(self.used) else 256
+            steps = torch.arange(width, device=self.device)
+            self.window, self.taken = self.table.gather(1, self.used[:, None] + steps), 0
+        self.taken += 1
+        return self.window[:, self.taken - 1]
+
+    def _used(self) -> torch.Tensor:
+        """How many of its 256 each row has taken."""
+        return self.used + self.taken
+
+    def _drawn(self, generators: list[torch.Generator]) -> torch.Tensor:
+        rows = [torch.rand(256, generator=g) for g in generators]
+        return torch.stack(rows).to(self.device) if rows else torch.empty(0, 256, device=self.device)
 
 
 def choose_step(

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from charrnn.config import ModelConfig, SampleConfig
-from charrnn.engine import Engine, Job, _Batch, _Uniforms
+from charrnn.engine import Engine, Job, _Batch
 from charrnn.model import CharRNN
 from charrnn.sample import STEPPED_PRIME, Draws, _prime_ids, _start, generate
 from charrnn.tokenizers import CharTokenizer
@@ -88,7 +88,7 @@ def test_rows_draw_the_uniforms_their_samples_draw_alone():
     across the 256-draw refills."""
     seeds = {"a": [1, 2], "b": [7]}
     alone = {k: Draws([torch.Generator().manual_seed(s) for s in v], torch.device("cpu")) for k, v in seeds.items()}
-    rows = _Uniforms.none(torch.device("cpu")).plus([torch.Generator().manual_seed(s) for s in seeds["a"]])
+    rows = Draws([], torch.device("cpu")).plus([torch.Generator().manual_seed(s) for s in seeds["a"]])
     for _ in range(100):
         torch.testing.assert_close(rows.next(), alone["a"].next(), rtol=0, atol=0)
     rows = rows.plus([torch.Generator().manual_seed(s) for s in seeds["b"]])
