@@ -54,10 +54,12 @@ PROBE_SHARE = 0.05  # of the budget, at most, spent measuring (the first candida
 
 
 def dropout_for(chars: float, corpus_chars: float) -> float:
-    """No dropout within two passes over the corpus; 0.1 more per doubling of passes, up to 0.3 (at 4
-    passes, 0 and 0.2 ended within 0.006 of each other and 0.3 worse: bench/results/size_sweep.json)."""
+    """No dropout within two passes over the corpus; 0.12 more per doubling of passes, up to 0.3.
+    At 4 passes 0 and 0.2 ended within 0.006 of each other and 0.3 worse (bench/results/size_sweep.json);
+    at 4.6 passes 0.12 beat 0.25 by 0.006 (recipe_avx512bf16.json); at 8.8 passes 0.25 beat 0.2 by 0.008
+    (time_budget_amx_dropout.json)."""
     epochs = chars / max(corpus_chars, 1.0)
-    return round(min(0.3, max(0.0, 0.1 * math.log2(max(epochs, 1.0) / 2))), 2)
+    return round(min(0.3, max(0.0, 0.12 * math.log2(max(epochs, 1.0) / 2))), 2)
 
 
 def candidate_settings(name: str, chars: float, corpus_chars: float) -> tuple[dict, dict]:
@@ -174,6 +176,9 @@ def choose(
     probes: list[Probe] = []
     by_name = {c.name: c for c in candidates}
     took = 0.0
+    # The first candidate is probed with dropout on, the others with the dropout their guessed speed
+    # gives them: drawing the masks costs 9% of a 2x512 bf16 step, and a probe without them
+    # overstated the budget's characters, and so the dropout chosen for them.
     for c in candidates:
         if probes:
             ratio = recurrent_work(c, embed_size) / recurrent_work(by_name[probes[-1].name], embed_size)
@@ -182,7 +187,7 @@ def choose(
             over_time = time.perf_counter() - start + took * ratio > PROBE_SHARE * budget_s
             if over_time or predicted_loss(c.name, guess * budget_s, corpus_chars) > best + margin:
                 break
-        model, train = settings_of(c, 1.0, corpus_chars)
+        model, train = settings_of(c, guess * budget_s if probes else math.inf, corpus_chars)
         began = time.perf_counter()
         speed = measure(model, train)
         took = time.perf_counter() - began

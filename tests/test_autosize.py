@@ -42,7 +42,8 @@ def test_interpolation_stays_between_neighbouring_points(chars, corpus_chars):
 
 def test_dropout_grows_with_passes_over_the_corpus():
     assert autosize.dropout_for(1 * M, 1 * M) == 0.0
-    assert autosize.dropout_for(4 * M, 1 * M) == 0.1
+    assert autosize.dropout_for(4 * M, 1 * M) == 0.12
+    assert autosize.dropout_for(8 * M, 1 * M) == 0.24
     assert autosize.dropout_for(64 * M, 1 * M) == 0.3
 
 
@@ -69,6 +70,20 @@ def test_a_slow_machine_gets_a_small_model_and_a_fast_one_a_larger():
     assert choice_slow.model["hidden_size"] == sizes[choice_slow.name]
     assert choice_slow.to_dict()["chosen"] == choice_slow.name
     assert autosize.Choice.from_dict(choice_slow.to_dict()).name == choice_slow.name
+
+
+def test_probes_draw_dropout_masks_where_the_run_will():
+    # The masks cost time, so a probe without them would overstate the characters a run trains.
+    def measure(model: dict, train: dict) -> float:
+        dropouts.append(model["dropout"])
+        return 2e5 * 128 / model["hidden_size"]
+
+    dropouts: list[float] = []
+    autosize.choose(measure, 600, 1e6, 128)  # tens of passes over a small corpus
+    assert len(dropouts) > 1 and all(d > 0 for d in dropouts)
+    dropouts.clear()
+    autosize.choose(measure, 600, 1e9, 128)  # a fraction of one pass: only the first, unguessed, has them
+    assert len(dropouts) > 1 and dropouts[0] > 0 and all(d == 0 for d in dropouts[1:])
 
 
 def test_auto_applies_with_a_budget_and_no_size():
