@@ -47,6 +47,14 @@ CANDIDATES = (
 )
 BY_NAME = {c.name: c for c in CANDIDATES}
 BATCH_SIZE = 16
+# Half the streams, twice the updates. At equal characters batch 8 ended 0.016 below batch 16 at 4
+# passes (the GPU sweep's first pass, 2x384 and 2x512); in 10 minutes on AVX2 kernels auto at batch 8
+# reached 1.4087 against 1.4312 at 16, in 5.8 passes (bench/results/time_budget_avx2_10m_batch8.json).
+# The batch-8 step runs at 0.86-0.91x batch 16's speed there but at 0.64x in bf16 on AMX, where a third
+# fewer characters would cost more than the gain (about 0.007 per 10% of characters at 10 minutes).
+# So batch 8 only where it keeps SMALL_BATCH_MIN_SPEED, and within SMALL_BATCH_MAX_PASSES (measured to
+# 5.8; the probes foresaw 6.2 there, so the bound leaves room for their error).
+SMALL_BATCH, SMALL_BATCH_GAIN, SMALL_BATCH_MIN_SPEED, SMALL_BATCH_MAX_PASSES = 8, 0.016, 0.8, 7.0
 # AdamW decay on the weight matrices. At the 10-minute AVX2 point (2x384, 4.9M characters) 0.1 ended
 # 0.019 below the 0.01 default over two seeds each, 0.2 within 0.003 of 0.1 (bench/results/recipe.json).
 WEIGHT_DECAY = 0.1
@@ -67,9 +75,9 @@ def candidate_settings(name: str, chars: float, corpus_chars: float) -> tuple[di
     return settings_of(BY_NAME[name], chars, corpus_chars)
 
 
-def settings_of(c: Candidate, chars: float, corpus_chars: float) -> tuple[dict, dict]:
+def settings_of(c: Candidate, chars: float, corpus_chars: float, batch_size: int = BATCH_SIZE) -> tuple[dict, dict]:
     model = {"layers": c.layers, "hidden_size": c.hidden_size, "dropout": dropout_for(chars, corpus_chars)}
-    return model, {"batch_size": BATCH_SIZE, "lr": c.lr, "weight_decay": WEIGHT_DECAY}
+    return model, {"batch_size": batch_size, "lr": c.lr, "weight_decay": WEIGHT_DECAY}
 
 
 # Best validation loss (nats/char) of each candidate after N characters of Tiny Shakespeare (a train
@@ -119,6 +127,7 @@ class Probe:
     chars_per_sec: float
     chars: float
     predicted_loss: float
+    batch_size: int = BATCH_SIZE
 
 
 @dataclass
@@ -138,9 +147,11 @@ class Choice:
             "probes": [
                 {
                     "candidate": p.name,
+                    "batch_size": p.batch_size,
                     "chars_per_sec": round(p.chars_per_sec),
                     "chars_in_budget": round(p.chars),
-                    "predicted_loss": round(p.predicted_loss, 4),
+                    # None: the rule rules this batch size out (see expected_loss)
+                    "predicted_loss": round(p.predicted_loss, 4) if math.isfinite(p.predicted_loss) else None,
                 }
                 for p in self.probes
             ],
@@ -150,7 +161,14 @@ class Choice:
     @classmethod
     def from_dict(cls, d: dict) -> Choice:
         probes = [
-            Probe(p["candidate"], p["chars_per_sec"], p["chars_in_budget"], p["predicted_loss"]) for p in d["probes"]
+            Probe(
+                p["candidate"],
+                p["chars_per_sec"],
+                p["chars_in_budget"],
+                math.inf if p["predicted_loss"] is None else p["predicted_loss"],
+                p.get("batch_size", BATCH_SIZE),  # records written before batch 8 was probed
+            )
+            for p in d["probes"]
         ]
         return cls(d["chosen"], d["model"], d["train"], probes, d["probe_secs"])
 
@@ -167,11 +185,12 @@ def choose(
     embed_size: int,
     candidates: tuple[Candidate, ...] = CANDIDATES,
     margin: float = 0.03,
+    batch_sizes: tuple[int, ...] = (BATCH_SIZE, SMALL_BATCH),
 ) -> Choice:
-    """Measure candidates from small to large (`measure(model, train) -> chars/s`) and keep the one the
-    table expects to end lowest. A larger candidate is not measured when, even at the speed its work
-    predicts from the last measured one, it is expected to end `margin` worse than the best so far, or
-    when measuring it would take probing past PROBE_SHARE of the budget."""
+    """Measure candidates from small to large (`measure(model, train) -> chars/s`), each at every batch
+    size, and keep the one expected to end lowest. A larger candidate is not measured when, even at
+    the speed its work predicts from the last measured one, it is expected to end `margin` worse than
+    the best so far, or when measuring it would take probing past PROBE_SHARE of the budget."""
     start = time.perf_counter()
     probes: list[Probe] = []
     by_name = {c.name: c for c in candidates}
@@ -181,26 +200,47 @@ def choose(
     # overstated the budget's characters, and so the dropout chosen for them.
     for c in candidates:
         if probes:
-            ratio = recurrent_work(c, embed_size) / recurrent_work(by_name[probes[-1].name], embed_size)
-            guess = probes[-1].chars_per_sec / ratio
+            last = next(p for p in reversed(probes) if p.batch_size == batch_sizes[0])
+            ratio = recurrent_work(c, embed_size) / recurrent_work(by_name[last.name], embed_size)
+            guess = last.chars_per_sec / ratio
             best = min(p.predicted_loss for p in probes)
             over_time = time.perf_counter() - start + took * ratio > PROBE_SHARE * budget_s
-            if over_time or predicted_loss(c.name, guess * budget_s, corpus_chars) > best + margin:
+            # A smaller batch may still bring it within reach: its gain widens the margin.
+            hopeless = predicted_loss(c.name, guess * budget_s, corpus_chars) > best + margin + SMALL_BATCH_GAIN
+            if over_time or hopeless:
                 break
-        model, train = settings_of(c, guess * budget_s if probes else math.inf, corpus_chars)
         began = time.perf_counter()
-        speed = measure(model, train)
+        mine = []
+        for batch_size in batch_sizes:
+            model, train = settings_of(c, guess * budget_s if probes else math.inf, corpus_chars, batch_size)
+            speed = measure(model, train)
+            mine.append(
+                Probe(c.name, speed, speed * max(budget_s - (time.perf_counter() - start), 0.0), 0.0, batch_size)
+            )
+        for p in mine:
+            p.predicted_loss = expected_loss(p, mine[0], corpus_chars)
+        probes += mine
         took = time.perf_counter() - began
-        chars = speed * max(budget_s - (time.perf_counter() - start), 0.0)
-        probes.append(Probe(c.name, speed, chars, predicted_loss(c.name, chars, corpus_chars)))
     # Every candidate trains in what is left after all the probing.
     remaining = max(budget_s - (time.perf_counter() - start), 0.0)
     for p in probes:
         p.chars = p.chars_per_sec * remaining
-        p.predicted_loss = predicted_loss(p.name, p.chars, corpus_chars)
+    at_default = {p.name: p for p in probes if p.batch_size == batch_sizes[0]}
+    for p in probes:
+        p.predicted_loss = expected_loss(p, at_default[p.name], corpus_chars)
     best = min(probes, key=lambda p: p.predicted_loss)
-    model, train = settings_of(by_name[best.name], best.chars, corpus_chars)
+    model, train = settings_of(by_name[best.name], best.chars, corpus_chars, best.batch_size)
     return Choice(best.name, model, train, probes, time.perf_counter() - start)
+
+
+def expected_loss(p: Probe, at_default_batch: Probe, corpus_chars: float) -> float:
+    """The table's loss for the probe's characters; at the small batch, SMALL_BATCH_GAIN lower where its
+    conditions hold (its speed against the same size at the default batch, its passes), else inf."""
+    loss = predicted_loss(p.name, p.chars, corpus_chars)
+    if p is at_default_batch:
+        return loss
+    fast_enough = p.chars_per_sec >= SMALL_BATCH_MIN_SPEED * at_default_batch.chars_per_sec
+    return loss - SMALL_BATCH_GAIN if fast_enough and p.chars <= SMALL_BATCH_MAX_PASSES * corpus_chars else math.inf
 
 
 def measure_speed(
@@ -255,7 +295,8 @@ def fit(
     autocast_dtype: torch.dtype | None,
 ) -> Choice:
     """Measure, choose, and return the settings the user left unset. With a size given (layers or
-    hidden size), only that size is measured; auto then fills dropout, batch and learning rate."""
+    hidden size), only that size is measured; auto then fills dropout, batch and learning rate. With a
+    batch size given, only that batch size is measured."""
     base = ModelConfig(vocab_size=corpus.tokenizer.vocab_size, **model_given)
 
     def measure(model: dict, train: dict) -> float:
@@ -273,7 +314,10 @@ def fit(
     if {"layers", "hidden_size"} & model_given.keys():
         nearest = min(CANDIDATES, key=lambda c: abs(c.hidden_size - base.hidden_size))
         candidates = (replace(nearest, name="given", layers=base.layers, hidden_size=base.hidden_size),)
-    choice = choose(measure, cfg.time_budget or 0.0, corpus.train.n_chars, base.embed_size, candidates)
+    batch_sizes = (cfg.batch_size,) if "batch_size" in train_given else (BATCH_SIZE, SMALL_BATCH)
+    choice = choose(
+        measure, cfg.time_budget or 0.0, corpus.train.n_chars, base.embed_size, candidates, batch_sizes=batch_sizes
+    )
     choice.model = {k: v for k, v in choice.model.items() if k not in model_given}
     choice.train = {k: v for k, v in choice.train.items() if k not in train_given}
     return choice

@@ -569,7 +569,13 @@ def _fit_size(
             json.loads(distributed.broadcast_str(json.dumps(choice and choice.to_dict())))
         )
     assert choice is not None
-    speeds = ", ".join(f"{p.name} {p.chars_per_sec:,.0f}" for p in choice.probes)
+    parts, named = [], set()  # a size's first probe is at the run's batch, a second at the small one
+    for p in choice.probes:
+        parts.append(
+            f"(batch {p.batch_size}: {p.chars_per_sec:,.0f})" if p.name in named else f"{p.name} {p.chars_per_sec:,.0f}"
+        )
+        named.add(p.name)
+    speeds = ", ".join(parts)
     settings = ", ".join(f"{k} {v}" for k, v in {**choice.model, **choice.train}.items())
     log.info("size auto: %s (%s) from chars/s %s; measured in %.1f s", choice.name, settings, speeds, choice.probe_secs)
     return choice

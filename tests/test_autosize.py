@@ -51,7 +51,7 @@ def fake_speeds(speeds: dict[str, float], measured: list[str]):
     def measure(model: dict, train: dict) -> float:
         name = next(c.name for c in CANDIDATES if c.hidden_size == model["hidden_size"])
         measured.append(name)
-        return speeds[name]
+        return speeds[name] * (0.5 if train["batch_size"] == autosize.SMALL_BATCH else 1.0)
 
     return measure
 
@@ -75,15 +75,44 @@ def test_a_slow_machine_gets_a_small_model_and_a_fast_one_a_larger():
 def test_probes_draw_dropout_masks_where_the_run_will():
     # The masks cost time, so a probe without them would overstate the characters a run trains.
     def measure(model: dict, train: dict) -> float:
-        dropouts.append(model["dropout"])
+        dropouts.append((model["hidden_size"], model["dropout"]))
         return 2e5 * 128 / model["hidden_size"]
 
-    dropouts: list[float] = []
+    dropouts: list[tuple[int, float]] = []
     autosize.choose(measure, 600, 1e6, 128)  # tens of passes over a small corpus
-    assert len(dropouts) > 1 and all(d > 0 for d in dropouts)
+    assert len(dropouts) > 2 and all(d > 0 for _, d in dropouts)
     dropouts.clear()
     autosize.choose(measure, 600, 1e9, 128)  # a fraction of one pass: only the first, unguessed, has them
-    assert len(dropouts) > 1 and dropouts[0] > 0 and all(d == 0 for d in dropouts[1:])
+    first = CANDIDATES[0].hidden_size
+    assert len({h for h, _ in dropouts}) > 1
+    assert all((d > 0) == (h == first) for h, d in dropouts)
+
+
+def test_the_small_batch_is_taken_where_it_keeps_its_speed_and_the_passes_are_few():
+    def measure_at(small_batch_speed: float):
+        def measure(model: dict, train: dict) -> float:
+            measured.append(train["batch_size"])
+            speed = 3e10 / autosize.recurrent_work(
+                next(c for c in CANDIDATES if c.hidden_size == model["hidden_size"]), 128
+            )
+            return speed * (small_batch_speed if train["batch_size"] == autosize.SMALL_BATCH else 1.0)
+
+        return measure
+
+    measured: list[int] = []
+    corpus = 2e6  # the budget buys a few passes, more characters than the steep start of the table
+    assert autosize.choose(measure_at(0.9), 600, corpus, 128).train["batch_size"] == autosize.SMALL_BATCH
+    assert set(measured) == {autosize.BATCH_SIZE, autosize.SMALL_BATCH}
+    assert autosize.choose(measure_at(0.6), 600, corpus, 128).train["batch_size"] == autosize.BATCH_SIZE
+    many_passes = autosize.choose(measure_at(0.9), 600, 1e5, 128)
+    assert many_passes.train["batch_size"] == autosize.BATCH_SIZE
+    # Ruled-out sizes are recorded, with no predicted loss, and read back.
+    record = many_passes.to_dict()
+    assert any(p["batch_size"] == autosize.SMALL_BATCH and p["predicted_loss"] is None for p in record["probes"])
+    assert autosize.Choice.from_dict(record).probes[-1].batch_size in (autosize.BATCH_SIZE, autosize.SMALL_BATCH)
+    measured.clear()
+    autosize.choose(measure_at(0.9), 600, corpus, 128, batch_sizes=(autosize.BATCH_SIZE,))
+    assert set(measured) == {autosize.BATCH_SIZE}
 
 
 def test_auto_applies_with_a_budget_and_no_size():
