@@ -195,6 +195,9 @@ def choose(
     probes: list[Probe] = []
     by_name = {c.name: c for c in candidates}
     took = 0.0
+    # A smaller batch may still bring a larger candidate within reach: where one is probed, its gain
+    # widens the margin.
+    reach = margin + (SMALL_BATCH_GAIN if len(batch_sizes) > 1 else 0.0)
     # The first candidate is probed with dropout on, the others with the dropout their guessed speed
     # gives them: drawing the masks costs 9% of a 2x512 bf16 step, and a probe without them
     # overstated the budget's characters, and so the dropout chosen for them.
@@ -205,8 +208,7 @@ def choose(
             guess = last.chars_per_sec / ratio
             best = min(p.predicted_loss for p in probes)
             over_time = time.perf_counter() - start + took * ratio > PROBE_SHARE * budget_s
-            # A smaller batch may still bring it within reach: its gain widens the margin.
-            hopeless = predicted_loss(c.name, guess * budget_s, corpus_chars) > best + margin + SMALL_BATCH_GAIN
+            hopeless = predicted_loss(c.name, guess * budget_s, corpus_chars) > best + reach
             if over_time or hopeless:
                 break
         began = time.perf_counter()
