@@ -150,12 +150,18 @@ def demo(o: Options) -> None:
         TrainConfig(
             time_budget=parse_duration(o["time_budget"]), eval_every=10**9, warmup_steps=30, lr=5e-3, sample_every=0
         ),
+        out=training.run_folder("stdlib"),
         progress=TrainProgress(console),
         command=sys.argv,
     )
-    console.print(f"best val loss {result.best_val_loss:.3f} nats ({result.best_val_bpc:.3f} bits/char); sampling:")
+    last = result.history[-1] if result.history else None
+    cold = f", cold start {last.cold_start_loss:.3f}" if last and last.cold_start_loss is not None else ""
+    console.print(
+        f"best val loss {result.best_val_loss:.3f} nats ({result.best_val_bpc:.3f} bits/char){cold}; "
+        "sampling a module from its first character:"
+    )
     model, tok = ckpts.build_model(ckpts.load(result.run_dir / "best.pt"))
-    cfg = SampleConfig(length=o["length"], temperature=0.6, prime="def ")
+    cfg = SampleConfig(length=o["length"], temperature=0.6)
     with _closed_pipe_ends_quietly():
         writer = SampleWriter(sys.stdout, "text", "\n\n", cfg)
         writer.finish(sampling.generate(model, tok, cfg, emit=writer.emit))
@@ -181,7 +187,9 @@ def plot(o: Options) -> None:
 def eval_(o: Options) -> None:
     """Loss (nats/token), bits per character and perplexity of any text under a model.
 
-    The text is read in blocks and fed as one sequence: the hidden state runs through the whole file.
+    Each file is read in blocks and fed as one sequence, the hidden state running through it; a model trained
+    on documents reads each file from the reset state after a newline. The cold start is the loss over the first
+    64 characters after document starts (one file: line starts spread through it).
     Example: charrnn eval held_out.txt -c checkpoints/my-run
     """
     _setup(False)
@@ -190,23 +198,32 @@ def eval_(o: Options) -> None:
     import tempfile
 
     from charrnn import data
-    from charrnn.evaluate import evaluate_text
+    from charrnn.evaluate import evaluate_documents, text_cold_start
     from charrnn.lines import newline_id
 
     model, tok, device = _load(o)
-    newline = newline_id(tok) if o["run_items"] == "lines" else None  # score each line from a reset state
+    lines = o["run_items"] == "lines"
+    newline = newline_id(tok) if lines else None  # score each line from a reset state
     with tempfile.TemporaryDirectory(prefix="charrnn-eval-") as spool:
         files = data.resolve_sources(cfg.files, Path(spool))
-        text = data.read_text(files, encoding=shared.encoding)
-        result = evaluate_text(model, tok, text, device, cfg.unknown, newline=newline)
+        result = evaluate_documents(
+            model, tok, data.read_documents(files, encoding=shared.encoding), device, cfg.unknown, newline
+        )
+        n_chars = result.chars + result.skipped
+        cold = None if lines else text_cold_start(model, tok, data.openings(files, shared.encoding, n_chars), device)
     if o["json"]:
-        print(json.dumps(result.as_dict()))
+        print(json.dumps(result.as_dict() | {"cold_start_loss": cold}))
     else:
         print(
             f"{result.tokens:,} tokens, {result.chars:,} characters\n"
             f"loss        {result.nats_per_token:.4f} nats/token\n"
             f"bits/char   {result.bits_per_char:.4f}\n"
             f"perplexity  {result.perplexity:.3f} (per token)"
+            + (
+                ""
+                if cold is None
+                else f"\ncold start  {cold:.4f} nats/token (the first 64 characters after a document or line start)"
+            )
         )
 
 

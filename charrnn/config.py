@@ -170,9 +170,14 @@ class ModelConfig:
     forget_bias: float = setting(
         0.0, "Initial forget-gate bias of the LSTM cells (1 is the classic recipe).", panel=MODEL
     )
+    # How the network was trained to begin a text, so every reader begins it the same way: "newline",
+    # from the reset state with a newline fed first (documents, lines); "reset", from the reset state
+    # with the text's first token (every checkpoint made before documents, which holds no such field).
+    start: str = setting("reset", cli=False, choices=("reset", "newline"))
 
     def __post_init__(self) -> None:
         _check_choice(self, "cell")
+        _check_choice(self, "start")
         _check_positive(self, "vocab_size", "hidden_size", "embed_size", "layers")
         if not 0.0 <= self.dropout < 1.0:
             raise CharRNNError(f"dropout must be in [0, 1), got {self.dropout}", "dropout")

@@ -11,8 +11,9 @@ import random
 import shutil
 import sys
 import tempfile
+from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,9 @@ from charrnn.registry import TOKENIZER_INFO, tokenizer_class
 
 log = logging.getLogger("charrnn")
 
+IGNORE = -100  # a padded position's target: F.cross_entropy's default ignore_index
 READ_BLOCK = 4 << 20  # bytes per read: big enough for vectorized encoding, small in memory
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3  # 3: document starts in the metadata, file sizes in the key
 SP_SAMPLE_CHARS = 10_000_000  # SentencePiece trains on at most about this much text (bounded memory)
 
 
@@ -156,8 +158,37 @@ def read_stdin_text(encoding: str) -> str:
 
 def read_text(files: list[Path], errors: str = "strict", encoding: str = "utf-8") -> Iterator[str]:
     """Stream the files as text in blocks of whole lines; check the encoding and reject binary data."""
+    for _, chunk in read_documents(files, errors, encoding):
+        yield chunk
+
+
+def read_documents(files: list[Path], errors: str = "strict", encoding: str = "utf-8") -> Iterator[tuple[bool, str]]:
+    """read_text's blocks, each with whether it begins a document (a file; stdin is spooled to one)."""
     for path in files:
-        yield from read_file_text(path, errors, encoding)
+        for i, chunk in enumerate(read_file_text(path, errors, encoding)):
+            yield i == 0, chunk
+
+
+def openings(files: list[Path], encoding: str, n_chars: int, rows: int = 64, length: int = 256) -> list[str]:
+    """Where a text's cold start is read: the first `length` characters of each file (at most `rows`,
+    spread evenly), or of one file (`n_chars` long) the text after the first line start past each of
+    `rows` points spread evenly through it."""
+    if len(files) > 1:
+        chosen = np.unique(np.linspace(0, len(files) - 1, min(rows, len(files))).round().astype(np.int64))
+        found = [next(read_file_text(files[i], "replace", encoding), "")[:length] for i in chosen.tolist()]
+        return [text for text in found if text]
+    points = [k * n_chars // rows for k in range(rows)]
+    found, offset = [], 0
+    for chunk in read_file_text(files[0], "replace", encoding) if files else ():
+        while points and points[0] < offset + len(chunk):
+            at = chunk.find("\n", points[0] - offset)
+            if at < 0:  # no line starts in the rest of this block: look in the next
+                points[0] = offset + len(chunk)
+                break
+            found.append(chunk[at + 1 : at + 1 + length])
+            points.pop(0)
+        offset += len(chunk)
+    return [text for text in found if text]
 
 
 def fingerprint(files: list[Path]) -> str:
@@ -219,10 +250,12 @@ def build_tokenizer(cfg: DataConfig, found: Scan) -> tokenizers.Tokenizer:
 
 @dataclass
 class Split:
-    """One split's token ids (a read-only memory map) and the number of characters they encode."""
+    """One split's token ids (a read-only memory map), the number of characters they encode, and where
+    its documents start (token offsets; a split that begins inside a document has no start at 0)."""
 
     ids: np.ndarray
     n_chars: int
+    starts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def chars_per_token(self) -> float:
@@ -237,46 +270,102 @@ class Corpus:
     sha256: str
 
 
-def _encode_to_file(
-    chunks: Iterator[str], tok: tokenizers.Tokenizer, path: Path, dtype: np.dtype, unknown: str
-) -> tuple[int, int]:
-    """Encode a stream of text into a flat id file; returns (tokens, characters)."""
-    n_tokens = n_chars = 0
+@dataclass
+class CacheMeta:
+    """What a cache entry records beside its two id files: the one writer (`save`) and reader (`read`)."""
 
-    def counted() -> Iterator[str]:
+    tokenizer: dict
+    dtype: str
+    train: tuple[int, int, list[int]]  # tokens, characters, document starts
+    val: tuple[int, int, list[int]]
+    sha256: str
+    format: int = CACHE_FORMAT
+
+    def save(self, path: Path) -> None:
+        with atomic_write(path) as f:
+            f.write(json.dumps(asdict(self)).encode())
+
+    @classmethod
+    def read(cls, path: Path, *bins: Path) -> CacheMeta | None:
+        """The entry, or None where it is missing, of another format or lacks an id file."""
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(raw, dict) or raw.get("format") != CACHE_FORMAT or not all(p.exists() for p in bins):
+            return None
+        return cls(**raw)
+
+    def split(self, name: str, path: Path) -> Split:
+        tokens, chars, starts = getattr(self, name)
+        return Split(_memmap(path, self.dtype, tokens), chars, np.asarray(starts, dtype=np.int64))
+
+
+Tagged = Iterator[tuple[bool, str]]  # text blocks, each with whether it begins a document
+
+
+def _encode_to_file(
+    chunks: Tagged, tok: tokenizers.Tokenizer, path: Path, dtype: np.dtype, unknown: str
+) -> tuple[int, int, list[int]]:
+    """Encode a stream of text into a flat id file; returns (tokens, characters, document starts)."""
+    n_tokens = n_chars = 0
+    starts: list[int] = []
+    begins: deque[bool] = deque()  # encode_blocks gives one id array per block, in order
+
+    def texts() -> Iterator[str]:
         nonlocal n_chars
-        for chunk in chunks:
+        for first, chunk in chunks:
             n_chars += len(chunk)
+            begins.append(first)
             yield chunk
 
+    pending = False  # a document began and has no token yet
     with atomic_write(path) as f:
-        for ids in tok.encode_blocks(counted(), unknown):
+        for ids in tok.encode_blocks(texts(), unknown):
+            pending = begins.popleft() or pending
+            if pending and len(ids):
+                starts.append(n_tokens)
+                pending = False
             f.write(ids.astype(dtype).tobytes())
             n_tokens += len(ids)
-    return n_tokens, n_chars
+    return n_tokens, n_chars, starts
 
 
-def _split_chars(chunks: Iterator[str], n_first: int) -> tuple[Iterator[str], Iterator[str]]:
-    """Cut a chunk stream at a character index into two streams (consumed one after the other)."""
+def _split_chars(chunks: Tagged, n_first: int) -> tuple[Tagged, Tagged]:
+    """Cut a block stream at a character index into two streams (consumed one after the other)."""
     chunks = iter(chunks)
-    rest: list[str] = []
+    rest: list[tuple[bool, str]] = []
 
-    def first() -> Iterator[str]:
+    def first() -> Tagged:
         seen = 0
-        for chunk in chunks:
+        for begins, chunk in chunks:
             if seen + len(chunk) >= n_first:
                 cut = n_first - seen
-                yield chunk[:cut]
-                rest.append(chunk[cut:])
+                yield begins, chunk[:cut]
+                rest.append((begins and cut == 0, chunk[cut:]))
                 return
             seen += len(chunk)
-            yield chunk
+            yield begins, chunk
 
-    def second() -> Iterator[str]:
+    def second() -> Tagged:
         yield from rest
         yield from chunks
 
     return first(), second()
+
+
+def _cache_key(cfg: DataConfig, files: list[Path], sha: str, val_files: list[Path], tokenizer) -> str:
+    """The cache entry's name: corpus bytes and file sizes (where documents start), split, tokenizer."""
+    val_sha = fingerprint(val_files) if val_files else f"last {cfg.val_frac}"
+    tok_key = (
+        hashlib.sha256(json.dumps(tokenizer.to_state(), sort_keys=True).encode()).hexdigest()
+        if tokenizer
+        else f"{cfg.tokenizer}-{cfg.vocab_size if TOKENIZER_INFO[cfg.tokenizer].uses_vocab_size else ''}"
+    )
+    codec = "" if cfg.encoding == "utf-8" else f"|{cfg.encoding}"
+    sizes = ",".join(str(p.stat().st_size) for p in files + val_files)
+    key = f"{CACHE_FORMAT}|{sha}|{sizes}|{val_sha}|{tok_key}|{cfg.encoding_errors}{codec}"
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 def load_corpus(
@@ -286,7 +375,7 @@ def load_corpus(
 
     Pass a tokenizer to encode with it (resuming, evaluating): characters it does not know are
     dropped. Otherwise one is built from the training text. `expect_sha256` refuses a corpus
-    whose bytes changed. The cache is keyed by the corpus bytes, the split and the tokenizer.
+    whose bytes changed. The cache is keyed by the corpus bytes and file sizes, the split and the tokenizer.
     """
     cache = Path(cfg.cache_dir)
     files = resolve_sources(cfg.sources, cache)
@@ -299,49 +388,13 @@ def load_corpus(
             "the corpus differs from the one this run was trained on; "
             "pass --allow-corpus-change to continue on the new text"
         )
-    val_sha = fingerprint(val_files) if val_files else f"last {cfg.val_frac}"
-    tok_key = (
-        hashlib.sha256(json.dumps(tokenizer.to_state(), sort_keys=True).encode()).hexdigest()
-        if tokenizer
-        else f"{cfg.tokenizer}-{cfg.vocab_size if TOKENIZER_INFO[cfg.tokenizer].uses_vocab_size else ''}"
-    )
-    codec = "" if cfg.encoding == "utf-8" else f"|{cfg.encoding}"  # UTF-8 corpora keep their cache keys
-    key = f"{CACHE_FORMAT}|{sha}|{val_sha}|{tok_key}|{cfg.encoding_errors}{codec}"
-    key = hashlib.sha256(key.encode()).hexdigest()[:24]
+    key = _cache_key(cfg, files, sha, val_files, tokenizer)
     meta_path = cache / f"{key}.json"
     train_path, val_path = cache / f"{key}.train.bin", cache / f"{key}.val.bin"
-
-    meta = _read_meta(meta_path, train_path, val_path)
+    meta = CacheMeta.read(meta_path, train_path, val_path)
     if meta is None:
-        given_tokenizer = tokenizer
-        found = scan(files, cfg.encoding_errors, cfg.tokenizer if tokenizer is None else None, cfg.encoding)
-        if found.n_chars == 0:
-            raise CharRNNError("the corpus is empty; give a file with some text in it")
-        if tokenizer is None:
-            tokenizer = build_tokenizer(cfg, found)
-        dtype = id_dtype(tokenizer.vocab_size)
-        # A separate validation file may hold characters the training text never shows.
-        val_unknown = "skip" if val_files or given_tokenizer is not None else "error"
-        if val_files:
-            train_chunks = read_text(files, cfg.encoding_errors, cfg.encoding)
-            val_chunks = read_text(val_files, cfg.encoding_errors, cfg.encoding)
-        else:
-            n_train = found.n_chars - int(found.n_chars * cfg.val_frac)
-            train_chunks, val_chunks = _split_chars(read_text(files, cfg.encoding_errors, cfg.encoding), n_train)
-        cache.mkdir(parents=True, exist_ok=True)
-        train_unknown = "error" if given_tokenizer is None else "skip"
-        train_tokens, train_chars = _encode_to_file(train_chunks, tokenizer, train_path, dtype, train_unknown)
-        val_tokens, val_chars = _encode_to_file(val_chunks, tokenizer, val_path, dtype, val_unknown)
-        meta = {
-            "format": CACHE_FORMAT,
-            "tokenizer": tokenizer.to_state(),
-            "dtype": dtype.name,
-            "train": [train_tokens, train_chars],
-            "val": [val_tokens, val_chars],
-            "sha256": sha,
-        }
-        with atomic_write(meta_path) as f:
-            f.write(json.dumps(meta).encode())
+        meta = _tokenize(cfg, files, val_files, tokenizer, sha, train_path, val_path)
+        meta.save(meta_path)
         log.info(
             "tokenized %d file(s) with the %s tokenizer (cached in %s)",
             len(files) + len(val_files),
@@ -351,25 +404,44 @@ def load_corpus(
     for path in files + val_files:  # spooled stdin is no longer needed
         if path.parent == cache and path.name.startswith("stdin-"):
             path.unlink()
-    if meta["train"][1] == 0:
+    if meta.train[1] == 0:
         raise CharRNNError("the corpus is empty; give a file with some text in it")
-    tokenizer = tokenizer or tokenizers.from_state(meta["tokenizer"])
     return Corpus(
-        tokenizer=tokenizer,
-        train=Split(_memmap(train_path, meta["dtype"], meta["train"][0]), meta["train"][1]),
-        val=Split(_memmap(val_path, meta["dtype"], meta["val"][0]), meta["val"][1]),
+        tokenizer=tokenizer or tokenizers.from_state(meta.tokenizer),
+        train=meta.split("train", train_path),
+        val=meta.split("val", val_path),
         sha256=sha,
     )
 
 
-def _read_meta(meta_path: Path, *bins: Path) -> dict | None:
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError):
-        return None
-    if meta.get("format") != CACHE_FORMAT or not all(p.exists() for p in bins):
-        return None
-    return meta
+def _tokenize(
+    cfg: DataConfig,
+    files: list[Path],
+    val_files: list[Path],
+    tokenizer: tokenizers.Tokenizer | None,
+    sha: str,
+    train_path: Path,
+    val_path: Path,
+) -> CacheMeta:
+    """Build the tokenizer unless given, and encode both splits into their id files."""
+    found = scan(files, cfg.encoding_errors, cfg.tokenizer if tokenizer is None else None, cfg.encoding)
+    if found.n_chars == 0:
+        raise CharRNNError("the corpus is empty; give a file with some text in it")
+    given = tokenizer is not None
+    tokenizer = tokenizer or build_tokenizer(cfg, found)
+    dtype = id_dtype(tokenizer.vocab_size)
+    # A separate validation file may hold characters the training text never shows.
+    val_unknown = "skip" if val_files or given else "error"
+    if val_files:
+        train_chunks = read_documents(files, cfg.encoding_errors, cfg.encoding)
+        val_chunks = read_documents(val_files, cfg.encoding_errors, cfg.encoding)
+    else:
+        n_train = found.n_chars - int(found.n_chars * cfg.val_frac)
+        train_chunks, val_chunks = _split_chars(read_documents(files, cfg.encoding_errors, cfg.encoding), n_train)
+    train_path.parent.mkdir(parents=True, exist_ok=True)
+    train = _encode_to_file(train_chunks, tokenizer, train_path, dtype, "skip" if given else "error")
+    val = _encode_to_file(val_chunks, tokenizer, val_path, dtype, val_unknown)
+    return CacheMeta(tokenizer.to_state(), dtype.name, train, val, sha)
 
 
 def _memmap(path: Path, dtype: str, length: int) -> np.ndarray:
@@ -406,19 +478,30 @@ class BPTTBatches:
                 f"x {seq_len + 1} tokens; lower --batch-size or --seq-len, or give more text"
             )
         rank, world = shard
-        rows = batch_size // world
-        self.streams = ids[: batch_size * stream_len].reshape(batch_size, stream_len)[rank * rows : (rank + 1) * rows]
+        self.rows = batch_size // world
+        self.batch_size = batch_size
+        self.streams = ids[: batch_size * stream_len].reshape(batch_size, stream_len)
+        self.streams = self.streams[rank * self.rows : (rank + 1) * self.rows]
         self.seq_len = seq_len
         windows = stream_len - 1
         self.steps_per_epoch = -(-windows // seq_len) if allow_partial else windows // seq_len
 
+    carries_state = True  # each row's state runs on from window to window
+
     def __len__(self) -> int:
         return self.steps_per_epoch
 
+    def shuffle(self, epoch: int) -> None:
+        """Every pass reads the text in its order."""
+
     def predicted(self, i: int) -> int:
-        """Targets in window i: every token after the window's first, in every row."""
+        """Targets in window i over all processes: every token after the window's first, in every row."""
         start = i * self.seq_len
-        return self.streams.shape[0] * (min(start + self.seq_len + 1, self.streams.shape[1]) - start - 1)
+        return self.batch_size * (min(start + self.seq_len + 1, self.streams.shape[1]) - start - 1)
+
+    def resets(self, i: int) -> None:
+        """No row's state is reset inside a pass."""
+        return None
 
     def get(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and targets of window i, each (rows, <= seq_len) int64."""
@@ -426,6 +509,114 @@ class BPTTBatches:
         window = np.asarray(self.streams[:, start : start + self.seq_len + 1], dtype=np.int64)
         block = torch.from_numpy(window)
         return block[:, :-1], block[:, 1:]
+
+
+PIECE_WINDOWS = 16  # a corpus of few documents starts a piece at a line start about this many windows apart
+
+
+class DocBatches:
+    """Truncated-BPTT windows over documents, each read from the reset state with a newline first.
+
+    A document of n tokens is n predictions: its inputs are a newline and its first n-1 tokens, its
+    targets its n tokens, which is what a sample, a prime, `eval` and `score` read. It fills
+    ceil(n / seq_len) whole windows, the last padded with IGNORE targets, so each document begins at
+    a window start, and there its row's state is reset (a multiply, no extra kernel call). The windows
+    of all documents in order are cut into `batch_size` rows as BPTTBatches cuts tokens; a row's
+    state runs on from window to window inside a document.
+
+    A corpus with fewer documents than rows (one file, stdin) would see the reset state a few times a
+    pass, so with `pieces` its documents are cut at a line start every `pieces` windows or so: the
+    line starts stand in for document starts, as they do for the cold-start loss.
+    """
+
+    carries_state = True
+
+    def __init__(
+        self,
+        ids: np.ndarray,
+        starts: np.ndarray,
+        newline: int,
+        batch_size: int,
+        seq_len: int,
+        shard: tuple[int, int] = (0, 1),
+        allow_partial: bool = False,
+        pieces: int | None = None,
+    ) -> None:
+        self.ids, self.newline, self.seq_len, self.batch_size = ids, newline, seq_len, batch_size
+        bounds = np.unique(np.concatenate([[0], np.asarray(starts, dtype=np.int64), [len(ids)]]))
+        bounds = bounds[bounds <= len(ids)]
+        if pieces and len(bounds) - 1 < batch_size:
+            bounds = _line_cuts(ids, bounds, newline, pieces * seq_len)
+        self.seg_start, self.seg_len = bounds[:-1], np.diff(bounds)
+        windows = -(-self.seg_len // seq_len)
+        self.first_window = np.concatenate([[0], np.cumsum(windows)])
+        total = int(self.first_window[-1])
+        self.per_row = -(-total // batch_size) if allow_partial else total // batch_size
+        if self.per_row < 1:
+            raise CharRNNError(
+                f"the text ({len(ids):,} tokens) is too short for one batch of {batch_size} streams "
+                f"x {seq_len} tokens; lower --batch-size or --seq-len, or give more text"
+            )
+        rank, world = shard
+        self.rows = batch_size // world
+        self.row_ids = np.arange(rank * self.rows, (rank + 1) * self.rows)
+        self.total_windows = total
+        self.steps_per_epoch = self.per_row
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch
+
+    def shuffle(self, epoch: int) -> None:
+        """Every pass reads the documents in their order."""
+
+    def _place(self, rows: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For window i of `rows`: its document (-1 past the end), its offset in the document's
+        predictions, and how many of its targets are real."""
+        w = rows * self.per_row + i
+        doc = np.searchsorted(self.first_window, w, side="right") - 1
+        doc = np.where(w < self.total_windows, doc, -1)
+        offset = (w - self.first_window[np.maximum(doc, 0)]) * self.seq_len
+        real = np.clip(self.seg_len[np.maximum(doc, 0)] - offset, 0, self.seq_len)
+        return doc, offset, np.where(doc >= 0, real, 0)
+
+    def predicted(self, i: int) -> int:
+        """Real (not padded) targets in window i over all processes."""
+        return int(self._place(np.arange(self.batch_size), i)[2].sum())
+
+    def resets(self, i: int) -> torch.Tensor:
+        """(rows,) bool: the rows of this process whose state is reset before window i (a document starts)."""
+        doc, offset, _ = self._place(self.row_ids, i)
+        return torch.from_numpy((offset == 0) | (doc < 0))
+
+    def get(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets of window i, each (rows, seq_len) int64; padding's targets are IGNORE."""
+        x = np.full((self.rows, self.seq_len), self.newline, dtype=np.int64)
+        y = np.full((self.rows, self.seq_len), IGNORE, dtype=np.int64)
+        for r, (d, a, k) in enumerate(zip(*(v.tolist() for v in self._place(self.row_ids, i)), strict=True)):
+            if k == 0:
+                continue
+            s = int(self.seg_start[d])
+            y[r, :k] = self.ids[s + a : s + a + k]
+            if a == 0:
+                x[r, 1:k] = self.ids[s : s + k - 1]
+            else:
+                x[r, :k] = self.ids[s + a - 1 : s + a - 1 + k]
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def _line_cuts(ids: np.ndarray, bounds: np.ndarray, newline: int, span: int) -> np.ndarray:
+    """`bounds` with each document cut into pieces of at most `span` tokens, each starting at a line
+    start where one lies in the piece's second half (else at `span`, mid-line)."""
+    cuts = [0]
+    for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        at = start
+        while end - at > span:
+            back = np.asarray(ids[at + span // 2 : at + span])
+            nl = np.flatnonzero(back == newline)
+            at = at + span // 2 + int(nl[-1]) + 1 if len(nl) else at + span
+            cuts.append(at)
+        cuts.append(end)
+    return np.unique(np.asarray(cuts, dtype=np.int64))
 
 
 def stdlib_sources() -> list[str]:

@@ -28,6 +28,7 @@ from charrnn.sample import (
     choose_step,
     feed_primes,
     generate,
+    primed,
     step_precision,
 )
 from charrnn.tokenizers import Tokenizer
@@ -128,8 +129,7 @@ class _Batch:
         if job.cfg.repetition_penalty == 1.0:
             return None
         seen = torch.zeros(job.cfg.num_samples, job.tokenizer.vocab_size, dtype=torch.bool, device=self.device)
-        if job.cfg.prime:
-            seen[:, job.prime.to(self.device)] = True
+        seen[:, primed(job.prime, job.cfg, job.model.newline_first).to(self.device)] = True
         return seen
 
     def advance(self) -> None:

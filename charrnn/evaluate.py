@@ -14,19 +14,20 @@ spreads the mean loss over it rather than counting it free, so a short text is n
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import astuple, dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from charrnn.data import BPTTBatches
+from charrnn.data import IGNORE, PIECE_WINDOWS, BPTTBatches, DocBatches, Split
 from charrnn.errors import CharRNNError
-from charrnn.lines import LineBatches
-from charrnn.model import CharRNN, State
+from charrnn.lines import LineBatches, newline_id
+from charrnn.model import CharRNN, State, restart_rows
 from charrnn.runtime import autocast
 from charrnn.tokenizers import Tokenizer
 
@@ -61,6 +62,10 @@ class EvalResult:
     def bits_per_char(self) -> float:
         return bits_per_char(self.nats_per_token, self.text_tokens, self.chars)
 
+    def plus(self, other: EvalResult) -> EvalResult:
+        """Two texts' results as one: every count adds."""
+        return EvalResult(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
     @property
     def perplexity(self) -> float:
         return math.exp(self.nats_per_token)
@@ -85,26 +90,54 @@ def _summed_loss(
     return F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum").double(), state
 
 
-@torch.inference_mode()
-def evaluate_ids(
+def make_batches(
+    split: Split,
+    tokenizer: Tokenizer,
     model: CharRNN,
-    ids: np.ndarray,
-    chars: int,
+    items: str,
+    batch_size: int,
+    seq_len: int,
+    shard: tuple[int, int] = (0, 1),
+    seed: int | None = 0,
+    allow_partial: bool = False,
+) -> BPTTBatches | DocBatches | LineBatches:
+    """The batches a split is read in: independent lines (items lines), documents from the reset state
+    after a newline (a model that starts so), or contiguous streams (a model made before documents)."""
+    if items == "lines":
+        return LineBatches(split.ids, newline_id(tokenizer), batch_size, seq_len, shard, seed)
+    if model.newline_first:
+        pieces = PIECE_WINDOWS if seed is not None else None  # validation reads whole documents
+        nl = newline_id(tokenizer)
+        return DocBatches(split.ids, split.starts, nl, batch_size, seq_len, shard, allow_partial, pieces)
+    return BPTTBatches(split.ids, batch_size, seq_len, shard, allow_partial)
+
+
+@torch.inference_mode()
+def evaluate_split(
+    model: CharRNN,
+    split: Split,
+    tokenizer: Tokenizer,
+    items: str,
     batch_size: int,
     seq_len: int,
     device: torch.device,
     autocast_dtype: torch.dtype | None = None,
 ) -> EvalResult:
-    """A whole split's token ids, read as parallel streams (training's validation).
+    """A whole split read as training reads it (training's validation).
 
-    The streams carry their state from window to window; there are as many as the batch (at
-    least MIN_EVAL_STREAMS) as long as each keeps MIN_STREAM_TOKENS, fewer on a short split.
+    Streams carry their state from window to window; there are as many as the batch (at least
+    MIN_EVAL_STREAMS) as long as each keeps MIN_STREAM_TOKENS, fewer on a short split. Lines are
+    sorted by length (less padding, the same sum).
     """
-    longest = min((len(ids) - 1) // (seq_len + 1), (len(ids) - 1) // MIN_STREAM_TOKENS)
-    streams = max(1, min(max(batch_size, MIN_EVAL_STREAMS), longest))
-    batches = BPTTBatches(ids, streams, seq_len, allow_partial=True)
-    nats, count = _sum_windows(model, batches, device, autocast_dtype, model.init_state(streams, device))
-    return EvalResult(count, chars, nats, 0, len(ids))
+    ids = split.ids
+    if items == "lines":
+        streams = max(batch_size, MIN_EVAL_STREAMS)
+    else:
+        longest = min((len(ids) - 1) // (seq_len + 1), (len(ids) - 1) // MIN_STREAM_TOKENS)
+        streams = max(1, min(max(batch_size, MIN_EVAL_STREAMS), longest))
+    batches = make_batches(split, tokenizer, model, items, streams, seq_len, seed=None, allow_partial=True)
+    nats, count = _sum_windows(model, batches, device, autocast_dtype)
+    return EvalResult(count, split.n_chars, nats, 0, len(ids))
 
 
 @torch.inference_mode()
@@ -119,35 +152,113 @@ def evaluate_lines(
     *,
     newline: int,
 ) -> EvalResult:
-    """A split read as independent lines (`items lines`): each from a reset state, as training reads
+    """Text read as independent lines (`items lines`): each from a reset state, as training reads
     them (charrnn.lines), its newline predicted. Every token of the text is predicted once."""
     batches = LineBatches(ids, newline, max(batch_size, MIN_EVAL_STREAMS), seq_len, seed=None)
-    nats, count = _sum_windows(model, batches, device, autocast_dtype, None)
+    nats, count = _sum_windows(model, batches, device, autocast_dtype)
     return EvalResult(count, chars, nats, 0, len(ids))
 
 
 def _sum_windows(
     model: CharRNN,
-    batches: BPTTBatches | LineBatches,
+    batches: BPTTBatches | DocBatches | LineBatches,
     device: torch.device,
     dtype: torch.dtype | None,
-    state: State | None,
 ) -> tuple[float, int]:
-    """Summed nats and predicted tokens over every window, in eval mode. With a `state`, it carries from
-    window to window (streams); without, each window starts fresh (independent lines)."""
+    """Summed nats and predicted tokens over every window, in eval mode. Streams carry their state from
+    window to window (reset where a document starts); independent lines start each window afresh."""
     was_training = model.training
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=device)
-    count = 0
+    count, state = 0, model.init_state(batches.rows, device)
     for i in range(len(batches)):
         x, y = (t.to(device, non_blocking=True) for t in batches.get(i))
-        start = model.init_state(x.shape[0], device) if state is None else state
-        nats, after = _summed_loss(model, x, y, start, dtype)
-        state = None if state is None else after
+        if batches.carries_state:
+            state = restart_rows(state, batches.resets(i))
+        else:
+            state = model.init_state(x.shape[0], device)
+        nats, state = _summed_loss(model, x, y, state, dtype)
         total += nats
         count += batches.predicted(i)
     model.train(was_training)
     return total.item(), count
+
+
+# -- the cold start: the first characters read from the reset state -------------------------------
+
+COLD_CHARS = 64  # the cold-start loss reads this many characters after each start
+COLD_ROWS = 64  # ... at this many starts at most
+
+
+def piece_chars(tokenizer: Tokenizer) -> np.ndarray:
+    """Characters each token's piece adds (UTF-8 lead bytes): a byte token continuing a character adds none."""
+    return np.array([sum(1 for b in p if b & 0xC0 != 0x80) for p in tokenizer.pieces], dtype=np.int64)
+
+
+def opening(ids: np.ndarray, chars: np.ndarray, n_chars: int = COLD_CHARS) -> np.ndarray:
+    """The first tokens of `ids` that cover n_chars characters (all of them if they cover fewer)."""
+    covered = np.cumsum(chars[np.asarray(ids, dtype=np.int64)])
+    return np.asarray(ids[: int(np.searchsorted(covered, n_chars)) + 1], dtype=np.int64)
+
+
+def cold_starts(ids: np.ndarray, starts: np.ndarray, newline: int, rows: int = COLD_ROWS) -> np.ndarray:
+    """Where a split's cold-start loss reads: its document starts, or where it has none (one file),
+    the first line start after each of `rows` points spread evenly through it; at most `rows` of them."""
+    starts = np.asarray(starts, dtype=np.int64)
+    starts = starts[starts < len(ids) - 1]
+    if len(starts):
+        return starts[np.unique(np.linspace(0, len(starts) - 1, min(rows, len(starts))).round().astype(np.int64))]
+    found = []
+    for point in np.linspace(0, len(ids), rows, endpoint=False).astype(np.int64).tolist():
+        nl = np.flatnonzero(np.asarray(ids[point : point + 4096]) == newline)
+        if len(nl) and point + nl[0] + 1 < len(ids) - 1:
+            found.append(point + int(nl[0]) + 1)
+    return np.unique(np.asarray(found, dtype=np.int64))
+
+
+@torch.inference_mode()
+def cold_start_loss(
+    model: CharRNN, openings: list[np.ndarray], newline: int, device: torch.device, dtype: torch.dtype | None = None
+) -> float | None:
+    """Mean nats per token of each opening read from the reset state after a newline, as an unprimed
+    sample starts; None without openings. Padding's targets are ignored."""
+    openings = [o for o in openings if len(o)]
+    if not openings:
+        return None
+    width = max(len(o) for o in openings)
+    x = np.full((len(openings), width), newline, dtype=np.int64)
+    y = np.full((len(openings), width), IGNORE, dtype=np.int64)
+    for r, o in enumerate(openings):
+        x[r, 1 : len(o)], y[r, : len(o)] = o[:-1], o
+    was_training = model.training
+    model.eval()
+    x_, y_ = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+    nats, _ = _summed_loss(model, x_, y_, model.init_state(len(openings), device), dtype)
+    model.train(was_training)
+    return float(nats) / int((y != IGNORE).sum())
+
+
+def split_cold_start(
+    model: CharRNN, split: Split, tokenizer: Tokenizer, device: torch.device, dtype: torch.dtype | None = None
+) -> float | None:
+    """The cold-start loss of a split (training's validation); None where the vocabulary has no newline."""
+    newline = tokenizer.encode("\n", unknown="skip")
+    if len(newline) != 1:
+        return None
+    chars = piece_chars(tokenizer)
+    ends = cold_starts(split.ids, split.starts, int(newline[0]))
+    openings = [opening(split.ids[s : s + COLD_CHARS * 8], chars) for s in ends.tolist()]
+    return cold_start_loss(model, openings, int(newline[0]), device, dtype)
+
+
+def text_cold_start(model: CharRNN, tokenizer: Tokenizer, snippets: list[str], device: torch.device) -> float | None:
+    """The cold-start loss of texts that each begin at a document or line start (`charrnn eval`)."""
+    newline = tokenizer.encode("\n", unknown="skip")
+    if len(newline) != 1:
+        return None
+    chars = piece_chars(tokenizer)
+    openings = [opening(tokenizer.encode(s, unknown="skip"), chars) for s in snippets]
+    return cold_start_loss(model, openings, int(newline[0]), device)
 
 
 class _Scorer:
@@ -184,13 +295,16 @@ def evaluate_text(
 
     The whole text is one sequence: the hidden state runs on from chunk to chunk, so the
     result does not depend on how the text is cut (up to a subword tokenizer's choices at the
-    cuts). `unknown="skip"` leaves out characters a char model never saw (and counts them).
+    cuts). A model that starts texts after a newline (ModelConfig.start) is fed one first, and
+    then predicts every token. `unknown="skip"` leaves out characters a char model never saw (and counts them).
     With `newline` (a run trained with items lines) each line is scored on its own from a reset
     state instead, as validation does; the blocks read_text gives hold whole lines.
     """
     was_training = model.training
     model.eval()
     scorer = _Scorer(model, torch.device(device), chunk_tokens)
+    if model.newline_first and newline is None:  # read from the reset state after a newline, as trained
+        scorer.pending = np.asarray([newline_id(tokenizer)], dtype=np.int64)
     chars = skipped = text_tokens = 0
     for chunk in chunks:
         ids = tokenizer.encode(chunk, unknown=unknown)
@@ -211,3 +325,37 @@ def evaluate_text(
     if skipped:
         log.warning("left out %d character(s) the model's vocabulary does not have", skipped)
     return EvalResult(scorer.tokens, chars - skipped, float(scorer.nats), skipped, text_tokens)
+
+
+def evaluate_documents(
+    model: CharRNN,
+    tokenizer: Tokenizer,
+    blocks: Iterable[tuple[bool, str]],
+    device: torch.device | str = "cpu",
+    unknown: str = "skip",
+    newline: int | None = None,
+) -> EvalResult:
+    """evaluate_text over files (blocks tagged with whether they begin one, data.read_documents): each
+    file a document from the reset state for a model that starts so, else all of them one sequence."""
+    if not model.newline_first or newline is not None:
+        return evaluate_text(model, tokenizer, (chunk for _, chunk in blocks), device, unknown, newline=newline)
+    total: EvalResult | None = None
+    for document in _documents(blocks):
+        part = evaluate_text(model, tokenizer, document, device, unknown)
+        total = part if total is None else total.plus(part)
+    if total is None:
+        raise CharRNNError("the text is too short to evaluate: it needs at least two tokens")
+    return total
+
+
+def _documents(blocks: Iterable[tuple[bool, str]]) -> Iterator[Iterator[str]]:
+    """Tagged blocks grouped into one block stream per document."""
+    count = 0
+
+    def document(block: tuple[bool, str]) -> int:
+        nonlocal count
+        count += block[0]
+        return count
+
+    for _, group in itertools.groupby(blocks, document):
+        yield (chunk for _, chunk in group)

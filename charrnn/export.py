@@ -78,6 +78,8 @@ def tokenizer_json(model: CharRNN, tokenizer: Tokenizer) -> dict[str, Any]:
             "vocab_size": cfg.vocab_size,
             "inputs": ["ids", *state_names(model)],
             "outputs": ["logits", *(f"{name}_out" for name in state_names(model))],
+            # "newline": feed a newline first from the zero state, then the prime (ModelConfig.start)
+            "start": cfg.start,
         },
     }
 

@@ -57,12 +57,31 @@ def describe(path: str | Path) -> tuple[Path, list[tuple[str, str]]]:
             ("characters seen", f"{cursor.chars:,}"),
             ("training time", f"{cursor.elapsed:,.0f} s"),
             ("best val loss", _loss(cursor.best_val_loss, cursor.best_val_bpc)),
+            ("cold-start loss", _cold_start(file.parent, cursor.step)),
         ]
+    rows.append(("reads texts", START_WORDS[ckpt.model_config.start]))
     if ckpt.parent:
         rows.append(("fine-tuned from", f"{ckpt.parent['checkpoint']} (step {ckpt.parent['step']})"))
     if ckpt.command:
         rows.append(("command", shlex.join(ckpt.command)))
     return file, rows + snapshot_rows(file.parent)
+
+
+START_WORDS = {
+    "newline": "from the reset state after a newline, as it was trained on each document",
+    "reset": "from the reset state, the first token unpredicted (trained before documents)",
+}
+
+
+def _cold_start(run_dir: Path, step: int) -> str:
+    """The cold-start loss recorded at the checkpoint's step (metrics.jsonl), in words."""
+    try:
+        found = [r for r in read_metrics(run_dir) if r.step == step and r.cold_start_loss is not None]
+    except CharRNNError:
+        found = []
+    if not found:
+        return "not recorded"
+    return f"{found[-1].cold_start_loss:.4f} nats/token over the first 64 characters of a document"
 
 
 def snapshot_rows(run_dir: Path) -> list[tuple[str, str]]:

@@ -27,10 +27,9 @@ import numpy as np
 import torch
 
 from charrnn.config import SampleConfig, SampleOutput
+from charrnn.data import IGNORE
 from charrnn.errors import CharRNNError
 from charrnn.tokenizers import Tokenizer
-
-IGNORE = -100  # the target of a padded position: F.cross_entropy's default ignore_index
 
 
 def newline_id(tokenizer: Tokenizer) -> int:
@@ -82,6 +81,11 @@ class LineBatches:
             )
         self.rows = batch_size // self.world
         self.steps_per_epoch = len(self.batches)
+
+    carries_state = False  # every row is a line of its own, from the reset state
+
+    def resets(self, i: int) -> None:
+        return None
 
     def shuffle(self, epoch: int) -> None:
         """Deal the rows into batches for this epoch: a permutation drawn from (seed, epoch), so a

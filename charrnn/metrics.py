@@ -56,6 +56,9 @@ class MetricsRecord(JsonLine):
     chars_per_sec: float | None = None
     val_loss: float | None = None  # nats per token on the validation split
     val_bpc: float | None = None
+    # nats per token over the first 64 characters after document (or line) starts of the validation
+    # text, each read from the reset state after a newline: what an unprimed sample begins with
+    cold_start_loss: float | None = None
 
     def scalars(self) -> dict[str, float]:
         """The numeric fields but the step, named as in metrics.jsonl: what TensorBoard plots."""

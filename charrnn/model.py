@@ -34,6 +34,11 @@ class CharRNN(nn.Module):
         (IndRNN's |u| bound); the training loop calls it after each optimizer step."""
         self.spec.constrain(self.rnn, seq_len)
 
+    @property
+    def newline_first(self) -> bool:
+        """Whether every text is read from the reset state after a newline (ModelConfig.start)."""
+        return self.cfg.start == "newline"
+
     def init_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         cfg = self.cfg
         device = device or self.head.weight.device
@@ -60,6 +65,14 @@ class CharRNN(nn.Module):
         if self._stepper is None or self._stepper[0] != key:
             self._stepper = (key, HalfStepper(self) if precision == "fp16" else Stepper(self))
         return self._stepper[1]
+
+
+def restart_rows(state: State, resets: torch.Tensor | None) -> State:
+    """The state with the rows that `resets` (a (rows,) bool mask, or None: none) set to the reset state."""
+    if resets is None or not bool(resets.any()):
+        return state
+    keep = (~resets).to(device=state[0].device, dtype=state[0].dtype)[None, :, None]
+    return tuple(s * keep for s in state)
 
 
 class Stepper:

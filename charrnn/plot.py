@@ -34,6 +34,10 @@ def val_loss(r: MetricsRecord) -> float | None:
     return r.val_loss
 
 
+def cold_start_loss(r: MetricsRecord) -> float | None:
+    return r.cold_start_loss
+
+
 def grad_norm(r: MetricsRecord) -> float | None:
     return r.grad_norm
 
@@ -88,6 +92,9 @@ def write_png(runs: list[Run], out: Path, size: tuple[int, int]) -> None:
         for ax, x, _, _ in panels[:2]:
             ax.plot(*series(records, x, train_loss), color=color, alpha=0.8, label=f"{label} train")
             ax.plot(*series(records, x, val_loss), "o--", color=color, markersize=4, label=f"{label} val")
+            cold = series(records, x, cold_start_loss)
+            if cold[0]:
+                ax.plot(*cold, "^:", color=color, markersize=4, alpha=0.7, label=f"{label} val, cold start")
         panels[2][0].plot(*series(records, chars, grad_norm), color=color, linewidth=0.9, label=label)
         panels[3][0].plot(*series(records, chars, learning_rate), color=color, label=label)
     for ax, x, ylabel, title in panels:
@@ -133,7 +140,7 @@ def text_report(runs: list[Run]) -> str:
     def curves(x: Field, ys: list[tuple[str, Field]]) -> list[Series]:
         return [(f"{label} {name}", *series(r, x, y)) for label, r in runs for name, y in ys]
 
-    losses = [("train", train_loss), ("val", val_loss)]
+    losses = [("train", train_loss), ("val", val_loss), ("cold start", cold_start_loss)]
     return "\n".join(
         [
             text_chart("loss (nats/token) against characters seen", curves(chars, losses)),

@@ -207,14 +207,15 @@ def step_precision(cfg: SampleConfig, model: CharRNN, device: torch.device) -> s
     return cfg.precision
 
 
-def _prime_ids(
-    tokenizer: Tokenizer, cfg: SampleConfig, generator: torch.Generator, lines: bool = False
+def prime_ids(
+    tokenizer: Tokenizer, cfg: SampleConfig, generator: torch.Generator, newline_first: bool = False
 ) -> torch.Tensor:
-    """The ids fed before sampling. lines (a run trained with items lines): a newline first, as in training."""
+    """The ids fed before sampling. newline_first (a model that reads every text after a newline,
+    CharRNN.newline_first, or a lines run): a newline, then the prime, as in training."""
     newline = tokenizer.encode("\n", unknown="skip")
     if cfg.prime:
         ids = tokenizer.encode(cfg.prime, unknown=cfg.unknown)
-        if lines:
+        if newline_first:
             ids = np.concatenate([newline, ids]).astype(np.int64)
         if len(ids):
             return torch.as_tensor(ids, dtype=torch.long)
@@ -222,6 +223,13 @@ def _prime_ids(
     if len(newline):
         return torch.as_tensor(newline, dtype=torch.long)
     return torch.randint(tokenizer.vocab_size, (1,), generator=generator)
+
+
+def primed(prime: torch.Tensor, cfg: SampleConfig, newline_first: bool) -> torch.Tensor:
+    """The prime's own ids among those prime_ids feeds (not the newline put first): what counts as seen."""
+    if not cfg.prime:
+        return prime[:0]
+    return prime[1:] if newline_first else prime
 
 
 # Primes up to this many tokens are fed by the stepper, one token at a time; longer ones by one call of
@@ -277,6 +285,7 @@ def generate(
 
     lines: the model was trained with items lines, so each sample starts from the reset state with a
     newline fed (the prime after it), as every training line did; ending it at a newline is cfg's stop.
+    A model trained on documents (CharRNN.newline_first) starts the same way.
     Sample i draws its randomness from its own generator seeded `seed + i`, so a batch of
     samples equals the same number of single runs with seeds seed, seed+1, ...
     """
@@ -287,14 +296,14 @@ def generate(
         return beam_search(model, tokenizer, cfg, device, seed, emit, lines)
     n = cfg.num_samples
     generators = [torch.Generator().manual_seed(seed + i) for i in range(n)]
-    prime = _prime_ids(tokenizer, cfg, generators[0], lines)
+    first = lines or model.newline_first
+    prime = prime_ids(tokenizer, cfg, generators[0], first)
     logits, step, states, precision = _start(model, cfg, prime, n, device)
     sinks = [TextSink(tokenizer, cfg.length, cfg.stop, (lambda t, i=i: emit(i, t)) if emit else None) for i in range(n)]
     seen = torch.zeros(n, tokenizer.vocab_size, dtype=torch.bool, device=device)
     guard = Utf8Guard.for_pieces(tokenizer.pieces, device)
     utf8 = torch.zeros(n, dtype=torch.long, device=device)
-    if cfg.prime:
-        seen[:, prime[1:].to(device) if lines else prime.to(device)] = True  # not the newline lines put first
+    seen[:, primed(prime, cfg, first).to(device)] = True
     # Steps between host syncs: the text streams in blocks this long, short enough not to be seen.
     block = 8 if device.type == "cpu" else 32
     draws = Draws(generators, device)
@@ -423,7 +432,7 @@ def beam_search(
     finished ones are ranked by log-prob / characters ** length_penalty. Text that every live
     and finished hypothesis shares is streamed as soon as it is known.
     """
-    prime = _prime_ids(tokenizer, cfg, torch.Generator().manual_seed(seed), lines)
+    prime = prime_ids(tokenizer, cfg, torch.Generator().manual_seed(seed), lines or model.newline_first)
     logits, step, states, precision = _start(model, cfg, prime, 1, device)
     beam = _Beam(tokenizer, cfg)
     scores = torch.zeros(1, dtype=torch.float64, device=device)

@@ -37,7 +37,7 @@ from charrnn.errors import CharRNNError
 from charrnn.info import describe
 from charrnn.model import CharRNN
 from charrnn.options import flags
-from charrnn.sample import _prime_ids
+from charrnn.sample import prime_ids
 from charrnn.tokenizers import Tokenizer
 
 log = logging.getLogger("charrnn")
@@ -284,7 +284,7 @@ async def generate(request: Request) -> Response:
         cfg.seed = int(torch.randint(2**31 - 1, ()).item())
     generators = [torch.Generator().manual_seed(cfg.seed + i) for i in range(cfg.num_samples)]
     try:
-        prime = _prime_ids(served.tokenizer, cfg, generators[0])
+        prime = prime_ids(served.tokenizer, cfg, generators[0], served.model.newline_first)
     except CharRNNError as e:
         raise ApiError(400, str(e)) from None
     slots: Slots = request.app.state.slots

@@ -19,7 +19,6 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +28,13 @@ import torch.nn.functional as F
 from charrnn import autosize, checkpoint, distributed, finetune, timelapse
 from charrnn.checkpoint import Checkpoint, Cursor, RngState
 from charrnn.config import DataConfig, ModelConfig, TrainConfig
-from charrnn.data import BPTTBatches, Corpus, load_corpus
+from charrnn.data import Corpus, load_corpus
 from charrnn.errors import CharRNNError
-from charrnn.evaluate import evaluate_ids, evaluate_lines
-from charrnn.lines import LineBatches, newline_id
+from charrnn.evaluate import evaluate_split, make_batches, split_cold_start
 from charrnn.metrics import MetricsLogger, MetricsRecord
-from charrnn.model import CharRNN, State, compiled, num_parameters
+from charrnn.model import CharRNN, State, compiled, num_parameters, restart_rows
 from charrnn.runtime import autocast, resolve_device, resolve_precision
+from charrnn.tokenizers import Tokenizer
 from charrnn.ui import TrainProgress
 
 log = logging.getLogger("charrnn")
@@ -62,12 +61,22 @@ class TrainResult:
     history: list[MetricsRecord] = field(default_factory=list)
 
 
+def corpus_name(sources: list[str]) -> str:
+    """What a run is named for: its one file (its stem) or folder, stdin, or the folder several share."""
+    if len(sources) == 1:
+        return "stdin" if sources[0] == "-" else Path(sources[0]).stem
+    common = Path(os.path.commonpath([os.path.abspath(s) for s in sources if s != "-"] or ["stdin"]))
+    return common.name or "corpus"
+
+
+def run_folder(name: str) -> str:
+    """checkpoints/<name>-<timestamp>: a new run's folder."""
+    return str(checkpoint.CHECKPOINTS / f"{name}-{datetime.now():%Y%m%d-%H%M%S}")
+
+
 def new_run_dir(out: str | None, sources: list[str], overwrite: bool) -> Path:
     """The run's folder: `out`, or checkpoints/<corpus>-<timestamp>; never an existing run."""
-    if out is None:
-        stem = Path(sources[0]).stem if sources and sources[0] != "-" else "stdin"
-        out = str(checkpoint.CHECKPOINTS / f"{stem}-{datetime.now():%Y%m%d-%H%M%S}")
-    run_dir = Path(out)
+    run_dir = Path(out if out is not None else run_folder(corpus_name(sources)))
     if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
         raise CharRNNError(f"{run_dir} already holds a run; resume it, overwrite it, or choose another output folder")
     return run_dir
@@ -257,31 +266,21 @@ class Trainer:
         self.logger = logger
         self.command = command or []
         self.model = model.to(setup.device)
-        dist = setup.dist
-        self.lines = data_cfg.items == "lines"  # one item per line: every line from a reset state
-        self.batches: BPTTBatches | LineBatches = (
-            LineBatches(
-                corpus.train.ids,
-                newline_id(corpus.tokenizer),
-                cfg.batch_size,
-                cfg.seq_len,
-                (dist.rank, dist.world),
-                cfg.seed,
-            )
-            if self.lines
-            else BPTTBatches(corpus.train.ids, cfg.batch_size, cfg.seq_len, shard=(dist.rank, dist.world))
+        shard = (setup.dist.rank, setup.dist.world)
+        self.batches = make_batches(
+            corpus.train, corpus.tokenizer, model, data_cfg.items, cfg.batch_size, cfg.seq_len, shard, cfg.seed
         )
         if len(corpus.val.ids) < 2:
             raise CharRNNError(
                 "the validation split is empty; raise val_frac or give a val_file", "val_frac", "val_file"
             )
-        rows = self.batches.rows if self.lines else self.batches.streams.shape[0]
+        rows = self.batches.rows
         self.state = TrainState(self.model, cfg, setup, rows)
         if resume is not None:
             self.state.restore(resume, cfg.batch_size)
         if parent is not None:
             self.state.parent = parent
-        self.forward = distributed.wrap(self.model, dist)
+        self.forward = distributed.wrap(self.model, setup.dist)
         if cfg.compile:
             self.forward = compiled(self.forward)
         self.last_eval_step = -1
@@ -329,16 +328,28 @@ class Trainer:
             x, y = x.pin_memory(), y.pin_memory()
         return x.to(self.setup.device, non_blocking=True), y.to(self.setup.device, non_blocking=True)
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        """One update; returns the loss, the gradient norm and whether both were finite."""
+    def _hidden(self, rows: int, i: int) -> State:
+        """The state window i starts from. Truncated BPTT: the carried state's values, its history cut,
+        reset in the rows where a document starts; lines: every row from the reset state."""
+        if not self.batches.carries_state:
+            return self.model.init_state(rows, self.setup.device)
+        return restart_rows(tuple(s.detach() for s in self.state.hidden), self.batches.resets(i))
+
+    def _train_step(
+        self, x: torch.Tensor, y: torch.Tensor, hidden: State, lr: float, predicted: int
+    ) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """One update; returns the loss, the gradient norm and whether both were finite. `predicted`: the
+        real targets of the whole batch, over all processes."""
         st = self.state
         for group in st.optimizer.param_groups:
             group["lr"] = lr
-        # Truncated BPTT: keep the state's values, cut its history. Lines: every row from a reset state.
-        hidden = self.model.init_state(x.shape[0], x.device) if self.lines else tuple(s.detach() for s in st.hidden)
         with autocast(self.setup.device, self.setup.autocast_dtype):
             logits, new_hidden = self.forward(x, hidden)
-        loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())  # lines: padding's IGNORE targets skipped
+        # The mean over the batch's real targets (padding's IGNORE targets skipped). Each process sums its
+        # rows and divides by the whole batch's count times the processes, which DDP's gradient mean
+        # divides out again: the same update as one process, however the padding falls among them.
+        summed = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum")
+        loss = summed * (self.setup.dist.world / max(1, predicted))
         st.optimizer.zero_grad(set_to_none=True)
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
         if st.scaler is None:
@@ -359,7 +370,7 @@ class Trainer:
             st.scaler.update()
         if finite:
             self.model.constrain(self.cfg.seq_len)  # the cell's weight bounds (IndRNN's |u|)
-            if not self.lines:
+            if self.batches.carries_state:
                 st.hidden = new_hidden
         return loss.detach(), norm.detach(), finite
 
@@ -391,7 +402,6 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._announce()
         self.model.train()
-        chars_per_step = round(cfg.batch_size * cfg.seq_len * self.corpus.train.chars_per_token)
         start = time.perf_counter() - c.elapsed
         window = Window(self.setup.device, cfg.grad_clip)
         bad_steps = 0
@@ -400,11 +410,12 @@ class Trainer:
                 # The loop alone moves the cursor through the data: here into a new epoch, below past a window.
                 if c.start_window(len(self.batches)):
                     self.state.hidden = self.state.fresh_hidden()  # a new pass starts from a fresh state
-                if self.lines:
-                    self.batches.shuffle(c.epoch)
+                self.batches.shuffle(c.epoch)
+                began = time.perf_counter()
                 x, y = self._batch(c.step_in_epoch)
-                lr = lr_at(cfg, c.step, self.progress_fraction(time.perf_counter() - start)) * c.lr_scale
-                loss, norm, finite = self._train_step(x, y, lr)
+                hidden = self._hidden(x.shape[0], c.step_in_epoch)
+                lr = lr_at(cfg, c.step, self.progress_fraction(began - start)) * c.lr_scale
+                loss, norm, finite = self._train_step(x, y, hidden, lr, self.batches.predicted(c.step_in_epoch))
                 c.step_in_epoch += 1  # past this window, and past a batch that broke a step too
                 if not finite:
                     bad_steps += 1
@@ -415,7 +426,7 @@ class Trainer:
                     continue
                 bad_steps = 0
                 c.step += 1
-                step_chars = self._line_chars(c.step_in_epoch - 1) if self.lines else chars_per_step
+                step_chars = self._step_chars(c.step_in_epoch - 1)
                 c.chars += step_chars
                 window.add(loss, norm, step_chars)
                 self._after_step(window, lr, start)
@@ -432,8 +443,8 @@ class Trainer:
             history=self.logger.history,
         )
 
-    def _line_chars(self, i: int) -> int:
-        """Characters a batch of lines trained on: its predicted tokens, as characters."""
+    def _step_chars(self, i: int) -> int:
+        """Characters window i trained on: its predicted tokens (padding left out), as characters."""
         return round(self.batches.predicted(i) * self.corpus.train.chars_per_token)
 
     def _after_step(self, window: Window, lr: float, start: float) -> None:
@@ -487,20 +498,14 @@ class Trainer:
         self.last_eval_step, self.last_eval = c.step, record
         val_loss = None
         if self.setup.is_main:
-            evaluate = (
-                partial(evaluate_lines, newline=newline_id(self.corpus.tokenizer)) if self.lines else evaluate_ids
-            )
-            result = evaluate(
-                self.model,
-                val.ids,
-                val.n_chars,
-                cfg.batch_size,
-                cfg.seq_len,
-                self.setup.device,
-                self.setup.autocast_dtype,
+            device, dtype = self.setup.device, self.setup.autocast_dtype
+            result = evaluate_split(
+                self.model, val, self.corpus.tokenizer, self.data_cfg.items, cfg.batch_size, cfg.seq_len, device, dtype
             )
             val_loss = result.nats_per_token
             record.val_loss, record.val_bpc = round(val_loss, 5), round(result.bits_per_char, 5)
+            cold = split_cold_start(self.model, val, self.corpus.tokenizer, device, dtype)
+            record.cold_start_loss = None if cold is None else round(cold, 5)
         val_loss = distributed.broadcast_float(val_loss, self.setup.dist)
         names: tuple[str, ...] = ("last.pt",)
         if math.isfinite(val_loss) and val_loss < c.best_val_loss:
@@ -514,6 +519,12 @@ class Trainer:
         self.save(names)
         if self._snapshot_due(c.step) and self.setup.is_main:
             checkpoint.prune_snapshots(self.run_dir, cfg.keep_last)
+
+
+def start_convention(tokenizer: Tokenizer) -> str:
+    """How a new run reads each document: after a newline from the reset state, where the newline is
+    a token of its own (ModelConfig.start)."""
+    return "newline" if len(tokenizer.encode("\n", unknown="skip")) == 1 else "reset"
 
 
 def train(
@@ -539,13 +550,15 @@ def train(
     parent, choice = None, None
     if init_from is not None:
         model, corpus, data_cfg, start = finetune.start(init_from, data_cfg, model_cfg)
+        model.cfg = replace(model.cfg, start=start_convention(corpus.tokenizer))  # the new run reads documents
         parent = start.as_dict()
     else:
         corpus = load_corpus(data_cfg)
         if autosize.applies(cfg, model_cfg):
             choice = _fit_size(setup, corpus, cfg, model_cfg, train_given)
             model_cfg, cfg = {**choice.model, **model_cfg}, replace(cfg, **choice.train)
-        model = CharRNN(ModelConfig(vocab_size=corpus.tokenizer.vocab_size, **model_cfg))
+        vocab, convention = corpus.tokenizer.vocab_size, start_convention(corpus.tokenizer)
+        model = CharRNN(ModelConfig(vocab_size=vocab, start=convention, **model_cfg))
     trainer = Trainer(setup, cfg, data_cfg, corpus, model, run_dir, logger, command, parent=parent)
     if choice is not None:
         trainer.cursor.elapsed = choice.probe_secs  # probing counts against the time budget

@@ -18,6 +18,8 @@ index = {piece: i for i, piece in enumerate(pieces)}
 m = tok["model"]
 state = {name: np.zeros((m["layers"], 1, m["hidden_size"]), np.float32) for name in m["inputs"][1:]}
 ids = [index[c.encode()] for c in prime]
+lead = [index[b"\n"]] if m.get("start") == "newline" else []  # it reads every text after a newline
+ids = lead + ids
 rng, fed = np.random.default_rng(0), len(ids)
 for step in range(len(ids) + length - 1):
     logits, *new = session.run(None, {"ids": np.array([ids[step]], np.int64), **state})
@@ -25,4 +27,4 @@ for step in range(len(ids) + length - 1):
     if step >= fed - 1:  # past the prime: sample the next token at temperature 0.8
         p = np.exp((logits[0] - logits[0].max()) / 0.8)
         ids.append(int(rng.choice(len(p), p=p / p.sum())))
-print(b"".join(pieces[i] for i in ids).decode("utf-8", errors="replace"))
+print(b"".join(pieces[i] for i in ids[len(lead) :]).decode("utf-8", errors="replace"))

@@ -43,7 +43,9 @@ def restore_charrnn_logger(monkeypatch):
     monkeypatch.setattr(log, "propagate", log.propagate)
 
 
-def charrnn(*args: str, cwd: Path, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def charrnn(
+    *args: str, cwd: Path, stdin: str | None = None, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """The real command in a subprocess, as a user runs it."""
     return subprocess.run(
         [*CLI, *args],
@@ -53,6 +55,7 @@ def charrnn(*args: str, cwd: Path, stdin: str | None = None, timeout: float = 30
         text=True,
         timeout=timeout,
         stdin=None if stdin is not None else subprocess.DEVNULL,
+        env=env,
     )
 
 

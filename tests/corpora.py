@@ -7,6 +7,8 @@ in seconds, so "the loss falls" and "the sample looks like the corpus" are real 
 CJK ideographs: more distinct characters than a 500-piece SentencePiece vocabulary can hold,
 as in real Chinese text. `names()` writes one invented name per line, built from syllables: a
 corpus of independent items for `--items lines`. `python -m tests.corpora names > names.txt` writes it.
+`articles()` writes short documents that each open with a title line: a folder of files for the
+document starts (a sample with no prime must open the way they do).
 """
 
 from __future__ import annotations
@@ -75,6 +77,22 @@ def names(count: int = 3000, seed: int = 0) -> str:
         name = "".join(syllables) + rng.choice(FINALS)
         found.setdefault(name.capitalize(), None)
     return "".join(f"{name}\n" for name in found)
+
+
+def articles(count: int = 200, chars: int = 500, seed: int = 0) -> list[str]:
+    """`count` short documents, each a title line ("= The Gentle King =") over lower-case prose of about
+    `chars` characters: a folder of files whose starts look like nothing inside them."""
+    rng = random.Random(seed)
+    docs = []
+    for _ in range(count):
+        title = f"= The {rng.choice(ADJECTIVES).capitalize()} {rng.choice(NOUNS).capitalize()} =\n\n"
+        lines, size = [], 0
+        while size < chars:
+            line = " ".join(_sentence(rng).lower() for _ in range(rng.randint(1, 3)))
+            lines.append(line)
+            size += len(line) + 1
+        docs.append(title + "\n".join(lines) + "\n")
+    return docs
 
 
 if __name__ == "__main__":  # python -m tests.corpora names|play|han > FILE

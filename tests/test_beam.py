@@ -13,14 +13,14 @@ import torch
 from charrnn import checkpoint
 from charrnn.config import ModelConfig, SampleConfig
 from charrnn.model import CharRNN
-from charrnn.sample import Sample, TextSink, Utf8Guard, _prime_ids, _start, generate
+from charrnn.sample import Sample, TextSink, Utf8Guard, _start, generate, prime_ids
 from charrnn.tokenizers import ByteTokenizer, CharTokenizer, decode
 
 
 def reference_beam_search(model, tokenizer, cfg, device, seed, emit):
     """charrnn's beam search as of a0cd22a: every hypothesis a list of ids, copied per candidate."""
     k = cfg.beam
-    prime = _prime_ids(tokenizer, cfg, torch.Generator().manual_seed(seed))
+    prime = prime_ids(tokenizer, cfg, torch.Generator().manual_seed(seed), model.newline_first)
     logits, step, states, precision = _start(model, cfg, prime, 1, device)
     live: list[list[int]] = [[]]
     chars = [0]

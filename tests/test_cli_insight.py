@@ -48,7 +48,8 @@ def test_eval_a_file_and_stdin(trained_run, corpus_file, tmp_path):
     measured = json.loads(result.stdout)
     model, tok = checkpoint.build_model(checkpoint.load(trained_run / "best.pt"))
     expected = evaluate_text(model, tok, [text])
-    assert measured["tokens"] == expected.tokens == 19_999
+    assert measured["tokens"] == expected.tokens == 20_000  # read after a newline: every token predicted
+    assert measured["cold_start_loss"] > 0
     assert measured["bits_per_char"] == pytest.approx(expected.bits_per_char, rel=1e-5)
     piped = charrnn_here("eval", "-", "-c", str(trained_run), cwd=tmp_path, stdin=text)
     assert piped.returncode == 0 and f"bits/char   {expected.bits_per_char:.4f}" in piped.stdout

@@ -11,7 +11,7 @@ import torch
 from charrnn.config import ModelConfig, SampleConfig
 from charrnn.engine import Engine, Job, _Batch
 from charrnn.model import CharRNN
-from charrnn.sample import STEPPED_PRIME, Draws, _prime_ids, _start, generate
+from charrnn.sample import STEPPED_PRIME, Draws, _start, generate, prime_ids
 from charrnn.tokenizers import CharTokenizer
 
 TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\nAll:\nSpeak, speak.\n"
@@ -26,7 +26,7 @@ def _model(cell: str) -> tuple[CharRNN, CharTokenizer]:
 
 def _job(model: CharRNN, tok: CharTokenizer, cfg: SampleConfig, events: list[dict], done: threading.Event) -> Job:
     generators = [torch.Generator().manual_seed(cfg.seed + i) for i in range(cfg.num_samples)]
-    prime = _prime_ids(tok, cfg, generators[0])
+    prime = prime_ids(tok, cfg, generators[0], model.newline_first)
     return Job(model, tok, cfg, cfg.seed, generators, prime, events.append, done.set)
 
 

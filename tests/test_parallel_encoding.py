@@ -115,7 +115,7 @@ def test_cached_ids_match_a_single_threaded_encode(tmp_path, monkeypatch, text, 
     tok = corpus.tokenizer
     n_train = len(text) - int(len(text) * cfg.val_frac)
     want = np.concatenate(
-        [reference_encode(tok, c) for s in data._split_chars(data.read_text([path]), n_train) for c in s]
+        [reference_encode(tok, c) for s in data._split_chars(data.read_documents([path]), n_train) for _, c in s]
     )
     dtype = data.id_dtype(tok.vocab_size)
     (meta_path,) = (tmp_path / "cache").glob("*.json")

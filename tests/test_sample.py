@@ -147,6 +147,7 @@ class ChainModel:
 
     def __init__(self, table: dict[int, list[float]], vocab: int) -> None:
         self.cfg = SimpleNamespace(cell="chain")  # a cell without fp16 kernels: the fp32 path
+        self.newline_first = False  # read a prime as it is
         self.logp = torch.full((vocab, vocab), -1e9)
         for prev, probs in table.items():
             self.logp[prev] = torch.tensor(probs).log()
@@ -347,3 +348,21 @@ def test_a_stepped_prime_and_one_fed_at_once_reach_the_same_state(cell, device, 
     torch.testing.assert_close(stepped, at_once, rtol=1e-5, atol=1e-5)
     for a, b in zip(stepped_states, at_once_states, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_a_model_trained_on_documents_reads_its_prime_after_a_newline():
+    from dataclasses import replace
+
+    tok = CharTokenizer(list("\nabc "))
+    torch.manual_seed(0)
+    documents = CharRNN(ModelConfig(vocab_size=tok.vocab_size, hidden_size=16, embed_size=8, start="newline"))
+    before = CharRNN(replace(documents.cfg, start="reset"))  # the same weights, read as before documents
+    before.load_state_dict(documents.state_dict())
+    cfg = SampleConfig(prime="ab c", length=40, seed=5, precision="fp32")
+    new = generate(documents, tok, cfg)[0]
+    old = generate(before, tok, replace(cfg, prime="\nab c"))[0]
+    assert new.text == old.text and new.prime == "ab c"  # both fed "\nab c"
+    assert (
+        generate(documents, tok, replace(cfg, prime=""))[0].text
+        == generate(before, tok, replace(cfg, prime=""))[0].text
+    )

@@ -73,11 +73,11 @@ def test_non_finite_steps_are_skipped_then_rolled_back(tmp_path, corpus_file, mo
     real_step = trainer.Trainer._train_step
     calls = {"n": 0}
 
-    def flaky(self, x, y, lr):
+    def flaky(self, x, y, hidden, lr, predicted):
         calls["n"] += 1
         if 6 <= calls["n"] < 12:  # six bad steps in a row: more than MAX_BAD_STEPS
             return torch.tensor(math.nan), torch.tensor(math.nan), False
-        return real_step(self, x, y, lr)
+        return real_step(self, x, y, hidden, lr, predicted)
 
     monkeypatch.setattr(trainer.Trainer, "_train_step", flaky)
     result = trainer.train(data, SMALL_MODEL, _cfg(max_steps=10), out=str(tmp_path / "run"))
@@ -91,3 +91,25 @@ def test_lr_schedule_warms_up_then_decays():
     assert trainer.lr_at(cfg, 0, 0.0) == pytest.approx(0.1)
     assert trainer.lr_at(cfg, 9, 0.09) < 1.0 and trainer.lr_at(cfg, 10, 0.1) > trainer.lr_at(cfg, 50, 0.5)
     assert trainer.lr_at(cfg, 100, 1.0) == pytest.approx(0.1)
+
+
+def test_new_runs_read_documents_and_older_runs_keep_their_batching(tmp_path, corpus_file, monkeypatch):
+    from charrnn.data import BPTTBatches, DocBatches
+
+    made = []
+    real = trainer.make_batches
+    monkeypatch.setattr(trainer, "make_batches", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    data = DataConfig(sources=[str(corpus_file)], cache_dir=str(tmp_path / "cache"))
+    result = trainer.train(data, SMALL_MODEL, _cfg(max_steps=6), out=str(tmp_path / "run"))
+    assert isinstance(made[-1], DocBatches) and len(made[-1].seg_start) > 8  # one file: pieces at line starts
+    assert checkpoint.load(tmp_path / "run" / "last.pt").model_config.start == "newline"
+    evaluated = [r for r in result.history if r.val_loss is not None]
+    assert evaluated and all(r.cold_start_loss is not None and r.cold_start_loss > 0 for r in evaluated)
+    # The same run as charrnn wrote it before documents (no start in its model config): it resumes with
+    # contiguous streams and reads texts as it always did.
+    raw = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    del raw["model_config"]["start"]
+    torch.save(raw, tmp_path / "run" / "last.pt")
+    trainer.resume(str(tmp_path / "run"), {"max_steps": 8})
+    assert isinstance(made[-1], BPTTBatches)
+    assert checkpoint.load(tmp_path / "run" / "last.pt").model_config.start == "reset"
