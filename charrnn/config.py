@@ -221,7 +221,7 @@ class TrainConfig:
         None, "Also write last.pt every N steps.", panel=TRAIN, shown="at each evaluation only"
     )
     log_every: int = setting(50, "Log metrics every N steps.", panel=TRAIN)
-    seed: int = setting(1337, "Random seed; fixes a CPU run exactly.", panel=TRAIN)
+    seed: int = setting(1337, "Random seed; with --threads, fixes a CPU run exactly.", panel=TRAIN)
     device: str = setting("auto", DEVICE_HELP, panel=TRAIN)
     precision: str = setting(
         "auto",
@@ -231,6 +231,13 @@ class TrainConfig:
         choices=("auto", "fp32", "bf16", "fp16"),
     )
     compile: bool = setting(False, "Compile the model with torch.compile.", panel=TRAIN)
+    threads: int | None = setting(
+        None,
+        "CPU threads for training. none: every core, and fewer while fewer train faster (another program "
+        "busy on a core); a number fixes them, and with the seed the run.",
+        panel=TRAIN,
+        shown="adaptive",
+    )
     tensorboard: bool = setting(
         False, "Also write TensorBoard event files into the run folder (needs tensorboard).", panel=RUN
     )
@@ -258,7 +265,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check_positive(self, "batch_size", "seq_len", "eval_every", "log_every")
-        _check_positive(self, "sample_length", "keep_every")
+        _check_positive(self, "sample_length", "keep_every", "threads")
         for name in ("sample_every", "keep_last"):
             if (getattr(self, name) or 0) < 0:
                 raise CharRNNError(f"{name} must be 0 (off) or positive, got {getattr(self, name)}", name)

@@ -6,6 +6,8 @@ Training, sampling, evaluation and gradflow all use these; none of them imports 
 from __future__ import annotations
 
 import os
+import statistics
+import time
 
 import torch
 
@@ -69,3 +71,57 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
 def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
     """Autocast to `dtype` on `device`, or a disabled one for plain fp32."""
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+class ThreadGovernor:
+    """Chooses the CPU training step's intra-op threads by timing steps, and keeps timing them.
+
+    With one of two cores busy elsewhere, OpenMP's threads wait for each other at every operation: the
+    demo's 2x256 LSTM trained 13-15K chars/s on two threads and 46K on one (2-core AMD EPYC, one core
+    hogged; bench/demo.py). Idle, two threads are the faster. So after each pause the loop times `steps`
+    steps at the other count and keeps whichever was faster (medians: one slow step moves nothing).
+    The pause doubles, up to `cap` seconds, while the choice holds, and starts again short when it
+    changes. A fixed count (`threads`) or a single core turns it off.
+    """
+
+    def __init__(
+        self, device: torch.device, threads: int | None, steps: int = 6, first: float = 4.0, cap: float = 64.0
+    ):
+        if threads is not None:
+            torch.set_num_threads(threads)
+        most = torch.get_num_threads()
+        self.enabled = device.type == "cpu" and threads is None and most > 1
+        self.counts, self.current, self.steps = (most, 1), most, steps
+        self.first, self.cap, self.pause = first, cap, first
+        self.recent: list[float] = []
+        self.trial: list[float] | None = None
+        self.next_trial = time.perf_counter() + first
+
+    def step_done(self, seconds: float) -> str | None:
+        """Count one step's seconds; returns a line to log when the thread count changes."""
+        if not self.enabled:
+            return None
+        if self.trial is None:
+            self.recent = [*self.recent[-(self.steps - 1) :], seconds]
+            if len(self.recent) == self.steps and time.perf_counter() >= self.next_trial:
+                self.trial = []
+                torch.set_num_threads(self._other())
+            return None
+        self.trial.append(seconds)
+        if len(self.trial) <= self.steps:  # the first step on a new count warms its threads: left out
+            return None
+        mine, other = statistics.median(self.recent), statistics.median(self.trial[1:])
+        switch = other < 0.95 * mine
+        if switch:
+            self.current, self.pause = self._other(), self.first
+        else:
+            torch.set_num_threads(self.current)
+            self.pause = min(self.cap, 2 * self.pause)
+        self.trial, self.recent = None, []
+        self.next_trial = time.perf_counter() + self.pause
+        if not switch:
+            return None
+        return f"training on {self.current} thread(s): a step took {other * 1e3:.0f} ms there, {mine * 1e3:.0f} ms on {self._other()}"
+
+    def _other(self) -> int:
+        return self.counts[1] if self.current == self.counts[0] else self.counts[0]

@@ -33,7 +33,7 @@ from charrnn.errors import CharRNNError
 from charrnn.evaluate import evaluate_split, make_batches, split_cold_start
 from charrnn.metrics import MetricsLogger, MetricsRecord
 from charrnn.model import CharRNN, State, compiled, num_parameters, restart_rows
-from charrnn.runtime import autocast, resolve_device, resolve_precision
+from charrnn.runtime import ThreadGovernor, autocast, resolve_device, resolve_precision
 from charrnn.tokenizers import Tokenizer
 from charrnn.ui import TrainProgress
 
@@ -283,6 +283,7 @@ class Trainer:
         self.forward = distributed.wrap(self.model, setup.dist)
         if cfg.compile:
             self.forward = compiled(self.forward)
+        self.threads = ThreadGovernor(setup.device, cfg.threads)
         self.last_eval_step = -1
         self.last_sample_step = -1
         self.last_eval: MetricsRecord | None = None  # the record of the last evaluation, for its sample
@@ -416,6 +417,8 @@ class Trainer:
                 hidden = self._hidden(x.shape[0], c.step_in_epoch)
                 lr = lr_at(cfg, c.step, self.progress_fraction(began - start)) * c.lr_scale
                 loss, norm, finite = self._train_step(x, y, hidden, lr, self.batches.predicted(c.step_in_epoch))
+                if changed := self.threads.step_done(time.perf_counter() - began):
+                    log.info(changed)
                 c.step_in_epoch += 1  # past this window, and past a batch that broke a step too
                 if not finite:
                     bad_steps += 1
