@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from charrnn.data import IGNORE, PIECE_WINDOWS, BPTTBatches, DocBatches, Split
 from charrnn.errors import CharRNNError
-from charrnn.lines import LineBatches, newline_id
+from charrnn.lines import LineBatches, newline_id, newline_token
 from charrnn.model import CharRNN, State, restart_rows
 from charrnn.runtime import autocast
 from charrnn.tokenizers import Tokenizer
@@ -242,23 +242,23 @@ def split_cold_start(
     model: CharRNN, split: Split, tokenizer: Tokenizer, device: torch.device, dtype: torch.dtype | None = None
 ) -> float | None:
     """The cold-start loss of a split (training's validation); None where the vocabulary has no newline."""
-    newline = tokenizer.encode("\n", unknown="skip")
-    if len(newline) != 1:
+    newline = newline_token(tokenizer)
+    if newline is None:
         return None
     chars = piece_chars(tokenizer)
-    ends = cold_starts(split.ids, split.starts, int(newline[0]))
+    ends = cold_starts(split.ids, split.starts, newline)
     openings = [opening(split.ids[s : s + COLD_CHARS * 8], chars) for s in ends.tolist()]
-    return cold_start_loss(model, openings, int(newline[0]), device, dtype)
+    return cold_start_loss(model, openings, newline, device, dtype)
 
 
 def text_cold_start(model: CharRNN, tokenizer: Tokenizer, snippets: list[str], device: torch.device) -> float | None:
     """The cold-start loss of texts that each begin at a document or line start (`charrnn eval`)."""
-    newline = tokenizer.encode("\n", unknown="skip")
-    if len(newline) != 1:
+    newline = newline_token(tokenizer)
+    if newline is None:
         return None
     chars = piece_chars(tokenizer)
     openings = [opening(tokenizer.encode(s, unknown="skip"), chars) for s in snippets]
-    return cold_start_loss(model, openings, int(newline[0]), device)
+    return cold_start_loss(model, openings, newline, device)
 
 
 class _Scorer:

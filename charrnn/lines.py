@@ -32,12 +32,18 @@ from charrnn.errors import CharRNNError
 from charrnn.tokenizers import Tokenizer
 
 
+def newline_token(tokenizer: Tokenizer) -> int | None:
+    """The newline's token, or None where the vocabulary has no newline of its own."""
+    ids = tokenizer.encode("\n", unknown="skip")
+    return int(ids[0]) if len(ids) == 1 else None
+
+
 def newline_id(tokenizer: Tokenizer) -> int:
     """The newline's token: lines need it as a token of its own (char and SentencePiece give it one)."""
-    ids = tokenizer.encode("\n", unknown="skip")
-    if len(ids) != 1:
+    newline = newline_token(tokenizer)
+    if newline is None:
         raise CharRNNError("items lines needs a corpus with newlines and a tokenizer that keeps them", "items")
-    return int(ids[0])
+    return newline
 
 
 def line_spans(ids: np.ndarray, newline: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:

@@ -31,6 +31,7 @@ from charrnn.config import DataConfig, ModelConfig, TrainConfig
 from charrnn.data import Corpus, load_corpus
 from charrnn.errors import CharRNNError
 from charrnn.evaluate import evaluate_split, make_batches, split_cold_start
+from charrnn.lines import newline_token
 from charrnn.metrics import MetricsLogger, MetricsRecord
 from charrnn.model import CharRNN, State, compiled, num_parameters, restart_rows
 from charrnn.runtime import ThreadGovernor, autocast, resolve_device, resolve_precision
@@ -527,7 +528,7 @@ class Trainer:
 def start_convention(tokenizer: Tokenizer) -> str:
     """How a new run reads each document: after a newline from the reset state, where the newline is
     a token of its own (ModelConfig.start)."""
-    return "newline" if len(tokenizer.encode("\n", unknown="skip")) == 1 else "reset"
+    return "reset" if newline_token(tokenizer) is None else "newline"
 
 
 def train(
